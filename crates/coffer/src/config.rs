@@ -1,0 +1,244 @@
+//! Configuration: one serde tree read from a TOML file (`--config`), overridden by
+//! `COFFER_*` environment variables and then by flags (clap reads both), validated once at
+//! start-up. With no file at all coffer runs on its embedded defaults: SQLite and objects
+//! under `./coffer-data`, listening on `127.0.0.1:9000`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+/// Flags shared by every subcommand: where the configuration and the data are.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// A TOML configuration file.
+    #[arg(long, global = true, env = "COFFER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The data directory: the SQLite database, the server key, the objects of the default tier.
+    #[arg(long, global = true, env = "COFFER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The metadata database: postgres://… or sqlite://PATH (default sqlite://<data-dir>/coffer.db).
+    #[arg(long, global = true, env = "COFFER_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// Flags of `coffer serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// The address to listen on (default 127.0.0.1:9000).
+    #[arg(long, env = "COFFER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, env = "COFFER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    #[default]
+    Text,
+}
+
+/// The configuration file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// The data directory.
+    pub data_dir: Option<PathBuf>,
+    /// The metadata database URL.
+    pub database_url: Option<String>,
+    /// Log format: "json" or "text".
+    pub log_format: Option<LogFormat>,
+    /// A file holding the base64 server key that seals access-key secrets
+    /// (default `<data-dir>/server.key`, created on first use). `COFFER_SERVER_KEY` overrides.
+    pub server_key_file: Option<PathBuf>,
+    /// Apply pending migrations at start-up (default true).
+    pub migrate_on_start: Option<bool>,
+    /// The largest single PUT or part, in bytes (default and maximum 5 GiB).
+    pub max_object_size: Option<u64>,
+    /// The tier buckets get when created without a location constraint (default "standard").
+    pub default_tier: Option<String>,
+    /// Named tiers. Without any, one tier "standard" on `<data-dir>/objects`.
+    #[serde(default)]
+    pub tiers: BTreeMap<String, TierConfig>,
+}
+
+/// One tier's backend.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TierConfig {
+    /// Objects on a local (or mounted) filesystem.
+    Filesystem {
+        /// The directory; relative paths are taken from the data directory.
+        path: PathBuf,
+    },
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub log_format: LogFormat,
+    pub server_key_file: PathBuf,
+    pub migrate_on_start: bool,
+    pub max_object_size: u64,
+    pub default_tier: String,
+    pub tiers: BTreeMap<String, TierConfig>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
+pub const DEFAULT_DATA_DIR: &str = "./coffer-data";
+
+impl Config {
+    /// Read the file (if any), apply the flags and environment, validate.
+    pub fn load(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Self> {
+        let file: FileConfig = match &global.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::resolve(file, global, serve)
+    }
+
+    fn resolve(file: FileConfig, global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Self> {
+        let data_dir = global.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = global
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("coffer.db").display()));
+        let listen = serve
+            .and_then(|s| s.listen)
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address"));
+        let log_format = serve.and_then(|s| s.log_format).or(file.log_format).unwrap_or_default();
+        let mut tiers = file.tiers;
+        if tiers.is_empty() {
+            tiers.insert("standard".into(), TierConfig::Filesystem { path: PathBuf::from("objects") });
+        }
+        for (name, tier) in tiers.iter_mut() {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                bail!("tier name {name:?} must be lowercase letters, digits and '-'");
+            }
+            let TierConfig::Filesystem { path } = tier;
+            if path.is_relative() {
+                *path = data_dir.join(&*path);
+            }
+        }
+        let default_tier = file.default_tier.unwrap_or_else(|| "standard".into());
+        if !tiers.contains_key(&default_tier) {
+            bail!("default_tier {default_tier:?} is not among the configured tiers");
+        }
+        let max_object_size = file.max_object_size.unwrap_or(coffer_backend::MAX_PUT_SIZE);
+        if max_object_size == 0 || max_object_size > coffer_backend::MAX_PUT_SIZE {
+            bail!("max_object_size must be between 1 and {} bytes", coffer_backend::MAX_PUT_SIZE);
+        }
+        let server_key_file = match file.server_key_file {
+            Some(p) if p.is_relative() => data_dir.join(p),
+            Some(p) => p,
+            None => data_dir.join("server.key"),
+        };
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url,
+            log_format,
+            server_key_file,
+            migrate_on_start: file.migrate_on_start.unwrap_or(true),
+            max_object_size,
+            default_tier,
+            tiers,
+        })
+    }
+
+    /// The database URL with any password hidden, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(&self.database_url)
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://user:***@host/…`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((auth, host)) = rest.split_once('@') else { return url.to_owned() };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Make sure a directory exists.
+pub fn ensure_dir(p: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::resolve(FileConfig::default(), &GlobalArgs::default(), None).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.data_dir, PathBuf::from("./coffer-data"));
+        assert_eq!(c.database_url, "sqlite://./coffer-data/coffer.db");
+        assert_eq!(c.tiers["standard"], TierConfig::Filesystem { path: PathBuf::from("./coffer-data/objects") });
+        assert_eq!(c.default_tier, "standard");
+        assert_eq!(c.server_key_file, PathBuf::from("./coffer-data/server.key"));
+        assert!(c.migrate_on_start);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            listen = "0.0.0.0:8000"
+            data_dir = "/var/lib/coffer"
+            log_format = "json"
+            [tiers.premium]
+            kind = "filesystem"
+            path = "/fast"
+            [tiers.standard]
+            kind = "filesystem"
+            path = "objects"
+            "#,
+        )
+        .unwrap();
+        let global = GlobalArgs { data_dir: Some("/data".into()), ..Default::default() };
+        let serve = ServeArgs { listen: Some("127.0.0.1:1234".parse().unwrap()), log_format: None };
+        let c = Config::resolve(file, &global, Some(&serve)).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1234");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.tiers["standard"], TierConfig::Filesystem { path: PathBuf::from("/data/objects") });
+        assert_eq!(c.tiers["premium"], TierConfig::Filesystem { path: PathBuf::from("/fast") });
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
+        let file: FileConfig = toml::from_str("default_tier = \"gold\"").unwrap();
+        assert!(Config::resolve(file, &GlobalArgs::default(), None).is_err());
+        let file: FileConfig = toml::from_str("max_object_size = 0").unwrap();
+        assert!(Config::resolve(file, &GlobalArgs::default(), None).is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,72 @@
+//! # coffer
+//!
+//! The `coffer` binary: per-user and per-project object storage for multi-tenant
+//! Kubernetes data platforms, behind an S3 API.
+//!
+//! ## Layout
+//! - this file — the command line (`serve`, `migrate`, `admin …`) and dispatch.
+//! - [`config`] — the configuration tree: TOML file → `COFFER_*` environment → flags.
+//! - [`wiring`] — opening the store, the tiers and the server key; building the gateway.
+//! - [`server`] — the HTTP server: S3 at `/`, `/healthz`, `/readyz`, `/metrics`; request
+//!   ids, metrics and logs around every request; graceful shutdown.
+//! - [`metrics`] — the Prometheus registry (requests, bytes, latency histogram).
+//! - [`admin`] — `coffer admin user|bucket|grant|key|explain`.
+//! - [`logging`] — structured logs, JSON or text.
+
+mod admin;
+mod config;
+mod logging;
+mod metrics;
+mod server;
+mod wiring;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::GlobalArgs;
+
+/// coffer — object storage for every user and project of a data platform, behind an S3 API.
+#[derive(Parser, Debug)]
+#[command(name = "coffer", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway: the S3 API, health and metrics on one listener.
+    Serve(config::ServeArgs),
+    /// Apply the embedded database migrations and exit.
+    Migrate,
+    /// Manage users, buckets, grants and access keys directly in the configured store.
+    Admin(admin::AdminArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => server::serve(&cli.global, &args).await,
+            Command::Migrate => wiring::migrate(&cli.global).await,
+            Command::Admin(args) => admin::run(&cli.global, args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

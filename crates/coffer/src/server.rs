@@ -1,0 +1,245 @@
+//! The HTTP server. One listener serves the S3 API (path-style, at `/`), `/healthz`,
+//! `/readyz` and `/metrics`. Around every S3 request: a request id (the `x-amz-request-id`
+//! header and the `request_id` of every log line), the refusal of SigV2 and POST forms,
+//! metrics (operation, status, latency, bytes) and one summary log line.
+//! [`run`] takes the listener and a shutdown future, so tests and `serve` start it alike;
+//! on shutdown, requests in flight finish.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use coffer_gateway::Gateway;
+use coffer_s3_api::{OperationName, refuse_unsupported};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::config::{Config, GlobalArgs, ServeArgs};
+use crate::metrics::Metrics;
+use crate::{logging, wiring};
+
+#[derive(Clone)]
+struct AppState {
+    gateway: Arc<Gateway>,
+    metrics: Arc<Metrics>,
+}
+
+/// `coffer serve`.
+pub async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(global, Some(args))?;
+    logging::init(cfg.log_format);
+    tracing::info!(
+        data_dir = %cfg.data_dir.display(),
+        database = %cfg.database_url_redacted(),
+        tiers = ?cfg.tiers.keys().collect::<Vec<_>>(),
+        "starting coffer"
+    );
+    let gateway = wiring::gateway(&cfg, cfg.migrate_on_start).await?;
+    bootstrap_admin(&gateway).await?;
+    let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    run(listener, gateway, shutdown_signal()).await
+}
+
+/// Create the platform admin on first start; print a generated key once.
+async fn bootstrap_admin(gateway: &Gateway) -> anyhow::Result<()> {
+    let id = std::env::var("COFFER_ADMIN_ACCESS_KEY").ok().filter(|s| !s.is_empty());
+    let secret = std::env::var("COFFER_ADMIN_SECRET_KEY").ok().filter(|s| !s.is_empty());
+    let creds = match (id, secret) {
+        (Some(i), Some(s)) => Some((i, s)),
+        (None, None) => None,
+        _ => anyhow::bail!("set both COFFER_ADMIN_ACCESS_KEY and COFFER_ADMIN_SECRET_KEY, or neither"),
+    };
+    if let Some(k) = gateway.ensure_bootstrap_admin(creds).await.context("creating the bootstrap admin")? {
+        // Printed on stdout, not logged: it is shown this once and never stored in clear.
+        println!(
+            "\ncoffer: created the platform admin `{}`. Its credentials are shown only this once:\n\
+             \n    AWS_ACCESS_KEY_ID={}\n    AWS_SECRET_ACCESS_KEY={}\n",
+            coffer_gateway::admin::BOOTSTRAP_ADMIN,
+            k.access_key_id,
+            k.secret_access_key
+        );
+    }
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Serve on `listener` until `shutdown` resolves and every request in flight has finished.
+pub async fn run(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(gateway.clone().watch_changes(async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|v| *v).await;
+    }));
+    let app = router(AppState { gateway, metrics: Arc::new(Metrics::default()) });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving")?;
+    let _ = stop_tx.send(true);
+    let _ = watcher.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn router(state: AppState) -> Router {
+    let s3 = coffer_s3_api::build(state.gateway.clone());
+    let s3 = axum::error_handling::HandleError::new(s3, |e: s3s::HttpError| async move {
+        tracing::error!(error = ?e, "S3 service error");
+        StatusCode::INTERNAL_SERVER_ERROR
+    });
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback_service(s3)
+        .layer(middleware::from_fn_with_state(state.clone(), around_request))
+        .with_state(state)
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.gateway.check_ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+}
+
+fn is_plain_route(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// A fresh request id: 16 upper-case hex digits, like S3's.
+fn request_id() -> String {
+    let u = uuid::Uuid::new_v4();
+    hex_upper(&u.as_bytes()[..8])
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+/// Request id, refusals, metrics and the summary log line around every request.
+async fn around_request(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let id = request_id();
+    let span = tracing::info_span!("request", request_id = %id);
+    async move {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        if is_plain_route(&path) && method == http::Method::GET {
+            return next.run(req).await;
+        }
+        let op = OperationName::default();
+        req.extensions_mut().insert(op.clone());
+        let mut resp = match refuse_unsupported(req.method(), req.uri(), req.headers()) {
+            Err(e) => xml_error(&e, &id),
+            Ok(()) => {
+                let metrics = st.metrics.clone();
+                let req = req.map(|b| Body::new(Counted { inner: b, on_data: Box::new(move |n| metrics.add_bytes_in(n)) }));
+                next.run(req).await
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        let status = resp.status().as_u16();
+        let operation = op.get().unwrap_or_else(|| "Unknown".to_owned());
+        let elapsed = start.elapsed();
+        st.metrics.observe(&operation, status, elapsed);
+        tracing::info!(
+            %method,
+            path,
+            operation,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+        let metrics = st.metrics.clone();
+        resp.map(|b| Body::new(Counted { inner: b, on_data: Box::new(move |n| metrics.add_bytes_out(n)) }))
+    }
+    .instrument(span)
+    .await
+}
+
+/// An S3 XML error answered by this layer (s3s answers all others).
+fn xml_error(e: &s3s::S3Error, request_id: &str) -> Response {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>{}</RequestId></Error>",
+        e.code().as_str(),
+        esc(e.message().unwrap_or("")),
+        request_id
+    );
+    let status = e.status_code().unwrap_or(StatusCode::BAD_REQUEST);
+    (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+/// A body that reports the size of every data frame as it passes.
+struct Counted {
+    inner: Body,
+    on_data: Box<dyn Fn(u64) + Send + Sync>,
+}
+
+impl HttpBody for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            (this.on_data)(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,105 @@
+//! Building the parts from the configuration: the metadata store, the server key, the
+//! tiers and the gateway. `serve`, `migrate` and `admin` all start here, so they always
+//! agree on where things are.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use coffer_backend::{Backend, FsBackend};
+use coffer_gateway::Gateway;
+use coffer_identity::ServerKey;
+use coffer_metadata::MetadataStore;
+
+use crate::config::{Config, GlobalArgs, TierConfig, ensure_dir};
+
+/// Open the store the configuration names (creating the data directory for SQLite).
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn MetadataStore>> {
+    if cfg.database_url.starts_with("sqlite:") {
+        ensure_dir(&cfg.data_dir)?;
+    }
+    coffer_metadata::open(&cfg.database_url)
+        .await
+        .with_context(|| format!("opening the metadata store {}", cfg.database_url_redacted()))
+}
+
+/// The server key: `COFFER_SERVER_KEY` (base64), else the key file, created on first use.
+pub fn server_key(cfg: &Config) -> anyhow::Result<ServerKey> {
+    if let Ok(v) = std::env::var("COFFER_SERVER_KEY") {
+        return ServerKey::from_base64(&v).context("COFFER_SERVER_KEY");
+    }
+    let path = &cfg.server_key_file;
+    match std::fs::read_to_string(path) {
+        Ok(s) => ServerKey::from_base64(&s).with_context(|| format!("reading the server key {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = ServerKey::generate();
+            if let Some(dir) = path.parent() {
+                ensure_dir(dir)?;
+            }
+            write_private(path, &key.to_base64())
+                .with_context(|| format!("writing the new server key {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a new server key");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading the server key {}", path.display())),
+    }
+}
+
+/// Create a file readable by its owner only; never overwrite one.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+/// The tiers' backends.
+pub async fn tiers(cfg: &Config) -> anyhow::Result<BTreeMap<String, Arc<dyn Backend>>> {
+    let mut out: BTreeMap<String, Arc<dyn Backend>> = BTreeMap::new();
+    for (name, tier) in &cfg.tiers {
+        let backend: Arc<dyn Backend> = match tier {
+            TierConfig::Filesystem { path } => Arc::new(
+                FsBackend::new(path.clone()).await.with_context(|| format!("opening tier {name} at {}", path.display()))?,
+            ),
+        };
+        out.insert(name.clone(), backend);
+    }
+    Ok(out)
+}
+
+/// Everything `serve` and `admin` need: the configuration and a gateway over it.
+pub async fn gateway(cfg: &Config, migrate: bool) -> anyhow::Result<Arc<Gateway>> {
+    let store = open_store(cfg).await?;
+    if migrate {
+        let applied = store.migrate().await.context("applying migrations")?;
+        for m in applied {
+            tracing::info!(migration = %m, "applied migration");
+        }
+    }
+    let key = server_key(cfg)?;
+    let tiers = tiers(cfg).await?;
+    Ok(Arc::new(
+        Gateway::new(store, tiers, cfg.default_tier.clone(), key).with_max_object_size(cfg.max_object_size),
+    ))
+}
+
+/// `coffer migrate`.
+pub async fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(global, None)?;
+    let store = open_store(&cfg).await?;
+    let applied = store.migrate().await.context("applying migrations")?;
+    if applied.is_empty() {
+        println!("the database is up to date");
+    }
+    for m in applied {
+        println!("applied {m}");
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The records coffer keeps, and the request-time view of a caller.
+//!
+//! Times are Unix seconds (`i64`) so the same values round-trip through SQLite and
+//! PostgreSQL without time-zone questions.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::authz::Role;
+use crate::names::{BucketName, Classification, UserName};
+
+/// A user as stored. `is_admin` marks the platform admin, who holds `admin` on every bucket
+/// (clearance still applies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: UserName,
+    pub groups: BTreeSet<String>,
+    pub clearance: BTreeSet<Classification>,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+impl User {
+    /// The principal this user acts as.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            name: self.name.as_str().to_owned(),
+            groups: self.groups.clone(),
+            clearance: self.clearance.clone(),
+            is_admin: self.is_admin,
+        }
+    }
+}
+
+/// A bucket as stored. The owner holds `admin` on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub name: BucketName,
+    pub owner: String,
+    pub tier: String,
+    pub classification: Classification,
+    pub created_at: i64,
+}
+
+/// Who a grant is for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+pub enum Grantee {
+    User(String),
+    Group(String),
+}
+
+impl Grantee {
+    /// `"user"` or `"group"`, as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Grantee::User(_) => "user",
+            Grantee::Group(_) => "group",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Grantee::User(n) | Grantee::Group(n) => n,
+        }
+    }
+}
+
+/// A role on a bucket for a user or a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub bucket: BucketName,
+    pub grantee: Grantee,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+/// A long-term SigV4 access key as stored: the secret only in sealed form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub user: UserName,
+    /// The secret, sealed with the server key (see `coffer-identity`); never the plain text.
+    #[serde(skip_serializing)]
+    pub secret_sealed: String,
+    pub narrowing: Narrowing,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Limits a credential places on what its principal may otherwise do. The default narrows
+/// nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Narrowing {
+    /// Refuse every action above `read`.
+    pub read_only: bool,
+    /// When set, only these buckets.
+    pub buckets: Option<BTreeSet<BucketName>>,
+    /// When set, only buckets of this classification.
+    pub classification: Option<Classification>,
+    /// When set, the credential stops working at this Unix time.
+    pub expires_at: Option<i64>,
+}
+
+/// Who is calling, as resolved by identity: a name, groups and a clearance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub name: String,
+    pub groups: BTreeSet<String>,
+    pub clearance: BTreeSet<Classification>,
+    pub is_admin: bool,
+}

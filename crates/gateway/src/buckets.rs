@@ -1,0 +1,94 @@
+//! Bucket use cases: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
+
+use coffer_core::{Action, Bucket, BucketName, Classification};
+
+use crate::{Caller, Error, Gateway, Result, now};
+
+impl Gateway {
+    /// The buckets the caller may read, by name.
+    pub async fn list_buckets(&self, caller: &Caller) -> Result<Vec<Bucket>> {
+        let mut out = Vec::new();
+        for b in self.store.list_buckets().await? {
+            let entry = self.bucket_entry(b.name.as_str()).await?;
+            if self.may_list(caller, &entry) {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Create a bucket the caller owns, on `tier` (default tier when `None`), classified
+    /// `unclassified`.
+    pub async fn create_bucket(&self, caller: &Caller, name: &str, tier: Option<&str>) -> Result<Bucket> {
+        let name = BucketName::parse(name).map_err(|e| Error::InvalidBucketName(e.to_string()))?;
+        let classification = Classification::unclassified();
+        let tier = self.resolve_tier(tier)?;
+        // An existing bucket answers before any authorization, as S3 does.
+        if let Some(existing) = self.store.get_bucket(name.as_str()).await? {
+            return Err(if existing.owner == caller.principal.name {
+                Error::BucketAlreadyOwnedByYou
+            } else {
+                Error::BucketAlreadyExists
+            });
+        }
+        self.authorize_create(caller, &name, &classification)?;
+        let bucket = Bucket {
+            name,
+            owner: caller.principal.name.clone(),
+            tier,
+            classification,
+            created_at: now(),
+        };
+        self.insert_bucket(&bucket).await.map_err(|e| match e {
+            Error::Conflict(_) => Error::BucketAlreadyExists,
+            e => e,
+        })?;
+        Ok(bucket)
+    }
+
+    pub(crate) fn resolve_tier(&self, tier: Option<&str>) -> Result<String> {
+        match tier.filter(|t| !t.is_empty()) {
+            None => Ok(self.default_tier.clone()),
+            // "us-east-1" is what SDKs send when a region is configured; it names no tier.
+            Some("us-east-1") => Ok(self.default_tier.clone()),
+            Some(t) if self.tiers.contains_key(t) => Ok(t.to_owned()),
+            Some(t) => Err(Error::InvalidLocationConstraint(t.to_owned())),
+        }
+    }
+
+    /// Record a bucket, then make its home in the backend; undo the record if that fails.
+    pub(crate) async fn insert_bucket(&self, bucket: &Bucket) -> Result<()> {
+        self.store.create_bucket(bucket).await?;
+        self.cache.invalidate();
+        if let Err(e) = self.tier(&bucket.tier)?.create_bucket(bucket.name.as_str()).await {
+            let _ = self.store.delete_bucket(bucket.name.as_str()).await;
+            self.cache.invalidate();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// HeadBucket: exists and the caller may list it.
+    pub async fn head_bucket(&self, caller: &Caller, name: &str) -> Result<Bucket> {
+        self.authorize(caller, name, None, Action::List).await
+    }
+
+    /// GetBucketLocation: the bucket's tier.
+    pub async fn get_bucket_location(&self, caller: &Caller, name: &str) -> Result<String> {
+        Ok(self.authorize(caller, name, None, Action::List).await?.tier)
+    }
+
+    /// DeleteBucket: only by an admin of the bucket, only when empty.
+    pub async fn delete_bucket(&self, caller: &Caller, name: &str) -> Result<()> {
+        let bucket = self.authorize(caller, name, None, Action::Admin).await?;
+        self.remove_bucket(&bucket).await
+    }
+
+    /// Remove an (empty) bucket from its backend, then from the store.
+    pub(crate) async fn remove_bucket(&self, bucket: &Bucket) -> Result<()> {
+        self.tier(&bucket.tier)?.delete_bucket(bucket.name.as_str()).await?;
+        self.store.delete_bucket(bucket.name.as_str()).await?;
+        self.cache.invalidate();
+        Ok(())
+    }
+}

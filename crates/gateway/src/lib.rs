@@ -1,0 +1,136 @@
+//! # coffer-gateway
+//!
+//! The use cases. Every front end (the S3 API, the admin CLI, later the REST API and the
+//! controller) calls these functions, so there is one path for every read and write:
+//! **authorize** (the pure decision in `coffer-core`) → **metadata** → **backend**.
+//!
+//! ## Layout
+//! - this file — [`Gateway`]: the store, the tiers, the server key, the cache; built once
+//!   and shared as `Arc`.
+//! - [`error`] — [`Error`], the domain errors front ends map to their wire format.
+//! - [`cache`] — the read-through cache of keys and buckets, dropped when the store's
+//!   revision moves ([`Gateway::watch_changes`]).
+//! - [`authorize`] — [`Caller`] (who, under which narrowing) and the checks every use case
+//!   begins with; each decision is written to the audit log (`target: "coffer::audit"`).
+//! - [`buckets`], [`objects`], [`multipart`] — the S3 use cases, named after the AWS
+//!   operations.
+//! - [`conditions`] — `If-Match` and friends.
+//! - [`admin`] — users, buckets, grants, keys and `explain`, for the operator.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use coffer_backend::Backend;
+use coffer_identity::ServerKey;
+use coffer_metadata::MetadataStore;
+
+pub mod admin;
+pub mod authorize;
+pub mod buckets;
+pub mod cache;
+pub mod conditions;
+pub mod error;
+pub mod multipart;
+pub mod objects;
+
+pub use authorize::Caller;
+pub use conditions::Conditions;
+pub use error::{Error, Result};
+
+/// The gateway: everything a use case needs, built once at start-up.
+pub struct Gateway {
+    store: Arc<dyn MetadataStore>,
+    tiers: BTreeMap<String, Arc<dyn Backend>>,
+    default_tier: String,
+    server_key: ServerKey,
+    cache: cache::Cache,
+    max_object_size: u64,
+}
+
+impl Gateway {
+    /// `tiers` must contain `default_tier`.
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        tiers: BTreeMap<String, Arc<dyn Backend>>,
+        default_tier: String,
+        server_key: ServerKey,
+    ) -> Self {
+        assert!(tiers.contains_key(&default_tier), "the default tier {default_tier:?} is not configured");
+        Self {
+            store,
+            tiers,
+            default_tier,
+            server_key,
+            cache: cache::Cache::default(),
+            max_object_size: coffer_backend::MAX_PUT_SIZE,
+        }
+    }
+
+    /// Refuse single PUTs and parts above this many bytes (default and maximum: 5 GiB).
+    pub fn with_max_object_size(mut self, bytes: u64) -> Self {
+        self.max_object_size = bytes.min(coffer_backend::MAX_PUT_SIZE);
+        self
+    }
+
+    pub fn max_object_size(&self) -> u64 {
+        self.max_object_size
+    }
+
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    pub fn default_tier(&self) -> &str {
+        &self.default_tier
+    }
+
+    /// The tier names, sorted.
+    pub fn tier_names(&self) -> impl Iterator<Item = &str> {
+        self.tiers.keys().map(String::as_str)
+    }
+
+    fn tier(&self, name: &str) -> Result<&Arc<dyn Backend>> {
+        self.tiers.get(name).ok_or_else(|| Error::Internal(format!("bucket on unknown tier {name:?}")))
+    }
+
+    /// Readiness: the store answers and every tier's backend is usable.
+    pub async fn check_ready(&self) -> Result<()> {
+        self.store.ping().await?;
+        for (name, b) in &self.tiers {
+            b.check().await.map_err(|e| Error::Unavailable(format!("tier {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Poll the store's revision every [`cache::POLL_INTERVAL`] and drop the cache when it
+    /// moves, until `shutdown` resolves. Run one per process.
+    pub async fn watch_changes(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(cache::POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {
+                    match self.store.revision().await {
+                        Ok(r) => {
+                            if self.cache.observe_revision(r) {
+                                tracing::debug!(revision = r, "metadata changed; cache dropped");
+                            }
+                        }
+                        Err(e) => {
+                            // Fail closed: without a fresh revision we cannot vouch for the cache.
+                            self.cache.invalidate();
+                            tracing::warn!(error = %e, "cannot read the metadata revision");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

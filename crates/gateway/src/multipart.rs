@@ -1,0 +1,161 @@
+//! Multipart use cases: CreateMultipartUpload, UploadPart, UploadPartCopy,
+//! CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
+
+use coffer_backend::{ByteRange, ByteStream, MAX_PARTS, ObjectInfo, ObjectMeta, PartInfo, UploadInfo};
+use coffer_core::Action;
+
+use crate::objects::{optional, parse_key};
+use crate::{Caller, Conditions, Error, Gateway, Result};
+
+fn check_part_number(n: i64) -> Result<u32> {
+    if (1..=i64::from(MAX_PARTS)).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(Error::InvalidArgument("Part number must be an integer between 1 and 10000, inclusive".into()))
+    }
+}
+
+impl Gateway {
+    pub async fn create_multipart_upload(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+    ) -> Result<String> {
+        parse_key(key)?;
+        let b = self.authorize(caller, bucket, Some(key), Action::Write).await?;
+        Ok(self.tier(&b.tier)?.create_multipart_upload(bucket, key, meta).await?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i64,
+        content_md5: Option<&str>,
+        content_length: Option<u64>,
+        body: ByteStream,
+    ) -> Result<PartInfo> {
+        let part_number = check_part_number(part_number)?;
+        let b = self.authorize(caller, bucket, Some(key), Action::Write).await?;
+        let checks = self.checks(content_md5, content_length)?;
+        Ok(self.tier(&b.tier)?.upload_part(bucket, key, upload_id, part_number, body, checks).await?)
+    }
+
+    /// UploadPartCopy: a part made of (a range of) another object.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part_copy(
+        &self,
+        caller: &Caller,
+        src: (&str, &str),
+        dst: (&str, &str),
+        upload_id: &str,
+        part_number: i64,
+        range: Option<ByteRange>,
+        source_conditions: &Conditions,
+    ) -> Result<PartInfo> {
+        let part_number = check_part_number(part_number)?;
+        let (sb, db) = self.authorize_copy(caller, src, dst).await?;
+        let source = self.tier(&sb.tier)?;
+        if !source_conditions.is_empty() {
+            source_conditions.check_copy_source(&source.head_object(src.0, src.1).await?)?;
+        }
+        let (_, (start, end), body) = source.get_object(src.0, src.1, range).await?;
+        let checks = self.checks(None, Some(end - start))?;
+        Ok(self.tier(&db.tier)?.upload_part(dst.0, dst.1, upload_id, part_number, body, checks).await?)
+    }
+
+    /// CompleteMultipartUpload with the client's list of (part number, ETag).
+    pub async fn complete_multipart_upload(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(i64, String)>,
+        conditions: &Conditions,
+    ) -> Result<ObjectInfo> {
+        let b = self.authorize(caller, bucket, Some(key), Action::Write).await?;
+        if parts.is_empty() {
+            return Err(Error::InvalidRequest("You must specify at least one part".into()));
+        }
+        let mut list = Vec::with_capacity(parts.len());
+        for (n, etag) in parts {
+            list.push((check_part_number(n)?, etag.trim_matches('"').to_owned()));
+        }
+        let backend = self.tier(&b.tier)?;
+        if !conditions.is_empty() {
+            conditions.check_write(optional(backend.head_object(bucket, key).await)?.as_ref())?;
+        }
+        Ok(backend.complete_multipart_upload(bucket, key, upload_id, &list).await?)
+    }
+
+    pub async fn abort_multipart_upload(&self, caller: &Caller, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        let b = self.authorize(caller, bucket, Some(key), Action::Delete).await?;
+        Ok(self.tier(&b.tier)?.abort_multipart_upload(bucket, key, upload_id).await?)
+    }
+
+    /// ListParts: the parts after `marker`, at most `max`; and whether more follow.
+    pub async fn list_parts(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        marker: u32,
+        max: usize,
+    ) -> Result<(Vec<PartInfo>, bool)> {
+        let b = self.authorize(caller, bucket, Some(key), Action::List).await?;
+        let all = self.tier(&b.tier)?.list_parts(bucket, key, upload_id).await?;
+        let mut rest: Vec<PartInfo> = all.into_iter().filter(|p| p.part_number > marker).collect();
+        let truncated = rest.len() > max;
+        rest.truncate(max);
+        Ok((rest, truncated))
+    }
+
+    /// ListMultipartUploads: uploads under `prefix` after (key_marker, upload_id_marker), at
+    /// most `max`; and whether more follow.
+    pub async fn list_multipart_uploads(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<&str>,
+        upload_id_marker: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<UploadInfo>, bool)> {
+        let b = self.authorize(caller, bucket, None, Action::List).await?;
+        let all = self.tier(&b.tier)?.list_multipart_uploads(bucket, prefix).await?;
+        let mut rest: Vec<UploadInfo> = match key_marker {
+            None => all,
+            Some(km) => {
+                // Keys after the marker; with an upload id marker, also the later uploads of
+                // the marker key itself.
+                let mut past_id = false;
+                all.into_iter()
+                    .filter(|u| {
+                        if u.key.as_str() > km {
+                            return true;
+                        }
+                        if u.key == km
+                            && let Some(id) = upload_id_marker
+                        {
+                            if past_id {
+                                return true;
+                            }
+                            past_id = u.upload_id == id;
+                        }
+                        false
+                    })
+                    .collect()
+            }
+        };
+        let truncated = rest.len() > max;
+        rest.truncate(max);
+        Ok((rest, truncated))
+    }
+}

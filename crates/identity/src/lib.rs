@@ -1,0 +1,18 @@
+//! # coffer-identity
+//!
+//! Who is calling. For now: long-term SigV4 access keys — generating their ids and secrets,
+//! and sealing secrets with the server key so that the metadata store never holds one in
+//! plain text. (OIDC, trusted headers, service-account tokens and STS sessions come here
+//! too.)
+//!
+//! ## Layout
+//! - [`keys`] — [`generate_access_key`]: an id like AWS's (`CK` + 18 characters) and a
+//!   40-character secret.
+//! - [`seal`] — [`ServerKey`]: XChaCha20-Poly1305 with the access key id as associated data,
+//!   so a sealed secret cannot be moved to another key's row.
+
+pub mod keys;
+pub mod seal;
+
+pub use keys::{GeneratedKey, generate_access_key};
+pub use seal::{SealError, ServerKey};

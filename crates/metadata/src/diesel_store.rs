@@ -1,0 +1,848 @@
+//! [`DieselStore`]: the [`MetadataStore`] on Diesel 2.3, for PostgreSQL and SQLite.
+//!
+//! - One `#[derive(MultiConnection)]` enum, [`AnyConnection`], so every query is written once.
+//! - An r2d2 pool (8 connections for PostgreSQL, 4 for a SQLite file, exactly 1 for
+//!   `sqlite::memory:` so that every call sees the same database). The pool's manager opens
+//!   the backend the URL names and nothing else, so a failure is reported as it happened.
+//! - Every call runs on `tokio::task::spawn_blocking`.
+//! - Every mutation runs in one transaction whose first statement bumps `revision.value`.
+//!   Taking the write lock first serialises writers (PostgreSQL waits on the revision row;
+//!   SQLite's busy handler can still retry because no read snapshot is held yet), so the
+//!   read-then-write steps inside a mutation never race with another writer.
+//! - Foreign keys do the cascades (`grants` → `buckets`, `access_keys` → `users`); on SQLite
+//!   they are enforced because every pooled connection runs `PRAGMA foreign_keys = ON`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use coffer_core::{AccessKey, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Role, User, UserName};
+use diesel::backend::Backend;
+use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
+use diesel::prelude::*;
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::schema::{access_keys, buckets, grants, revision, users};
+use crate::{Error, MetadataStore, Result};
+
+/// The PostgreSQL schema.
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// The SQLite schema.
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+const PG_POOL_SIZE: u32 = 8;
+const SQLITE_POOL_SIZE: u32 = 4;
+/// How long to wait for a connection, from the pool or (PostgreSQL) from the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Session-level advisory lock held while migrating PostgreSQL, so that replicas starting
+/// together apply the migrations once ("coffer" in ASCII).
+const PG_MIGRATION_LOCK: i64 = 0x636f_6666_6572;
+/// Per-connection SQLite settings; `busy_timeout` first so that the others wait for locks.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// A connection to either database; queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub(crate) enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// What a URL names.
+#[derive(Clone)]
+enum Target {
+    Postgres {
+        /// The URL as given, plus a `connect_timeout` unless it sets one.
+        url: String,
+        /// The URL with its password replaced, for messages.
+        shown: String,
+        /// Passwords found in the URL, scrubbed from error messages.
+        secrets: Vec<String>,
+    },
+    SqliteFile {
+        path: String,
+    },
+    SqliteMemory,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (shown, secrets) = redact_pg_url(url);
+            let mut full = url.to_owned();
+            if !url.contains("connect_timeout=") {
+                full.push(if url.contains('?') { '&' } else { '?' });
+                full.push_str(&format!("connect_timeout={}", CONNECT_TIMEOUT.as_secs()));
+            }
+            return Ok(Target::Postgres { url: full, shown, secrets });
+        }
+        if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            return Ok(Target::SqliteMemory);
+        }
+        if let Some(path) = url.strip_prefix("sqlite://")
+            && !path.is_empty()
+        {
+            // SQLite treats a name starting with `file:` as a URI; we mean a path.
+            let path = if path.starts_with("file:") { format!("./{path}") } else { path.to_owned() };
+            return Ok(Target::SqliteFile { path });
+        }
+        Err(Error::UnsupportedUrl(url.to_owned()))
+    }
+
+    fn is_sqlite(&self) -> bool {
+        !matches!(self, Target::Postgres { .. })
+    }
+
+    /// An `Unavailable` error whose message names the target but no password.
+    fn unavailable(&self, err: impl fmt::Display) -> Error {
+        let mut msg = format!("{self}: {err}");
+        if let Target::Postgres { secrets, .. } = self {
+            for s in secrets.iter().filter(|s| !s.is_empty()) {
+                msg = msg.replace(s.as_str(), "***");
+            }
+        }
+        Error::Unavailable(msg.into())
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Postgres { shown, .. } => f.write_str(shown),
+            Target::SqliteFile { path } => write!(f, "sqlite://{path}"),
+            Target::SqliteMemory => f.write_str("sqlite::memory:"),
+        }
+    }
+}
+
+/// The URL with the password of its user-info and any `password=` parameter replaced by
+/// `***`, and the passwords found. Anything after the last `@` is taken as host and beyond,
+/// so an unencoded `/` or `@` in a password is still hidden.
+fn redact_pg_url(url: &str) -> (String, Vec<String>) {
+    let mut secrets = Vec::new();
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return ("postgres://…".to_owned(), secrets);
+    };
+    let (scheme, rest) = url.split_at(scheme_end);
+    let mut shown = scheme.to_owned();
+    let after_userinfo = match rest.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.split_once(':') {
+                Some((user, password)) => {
+                    secrets.push(password.to_owned());
+                    shown.push_str(user);
+                    shown.push_str(":***");
+                }
+                None => shown.push_str(userinfo),
+            }
+            &rest[at..]
+        }
+        None => rest,
+    };
+    match after_userinfo.split_once('?') {
+        Some((path, query)) => {
+            shown.push_str(path);
+            shown.push('?');
+            let params: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.strip_prefix("password=") {
+                    Some(p) => {
+                        secrets.push(p.to_owned());
+                        "password=***".to_owned()
+                    }
+                    None => kv.to_owned(),
+                })
+                .collect();
+            shown.push_str(&params.join("&"));
+        }
+        None => shown.push_str(after_userinfo),
+    }
+    (shown, secrets)
+}
+
+/// The r2d2 manager: opens exactly the backend the URL names. (Diesel's generic
+/// `ConnectionManager<AnyConnection>` would try each backend in turn and drop the errors,
+/// so a PostgreSQL outage would surface as "invalid URL" after an attempt to open the URL
+/// as a SQLite file.)
+struct Manager {
+    target: Arc<Target>,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager").field("target", &self.target.to_string()).finish()
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, diesel::r2d2::Error> {
+        let conn = match &*self.target {
+            Target::Postgres { url, .. } => PgConnection::establish(url).map(AnyConnection::Postgresql),
+            Target::SqliteFile { path } => SqliteConnection::establish(path).map(AnyConnection::Sqlite),
+            Target::SqliteMemory => SqliteConnection::establish(":memory:").map(AnyConnection::Sqlite),
+        };
+        conn.map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Per-connection SQLite settings: foreign keys, a busy timeout, `synchronous = NORMAL` and,
+/// for files, write-ahead logging.
+#[derive(Debug)]
+struct SqlitePragmas {
+    wal: bool,
+}
+
+impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        if let AnyConnection::Sqlite(conn) = conn {
+            conn.batch_execute(SQLITE_PRAGMAS).map_err(diesel::r2d2::Error::QueryError)?;
+            if self.wal {
+                conn.batch_execute("PRAGMA journal_mode = WAL;").map_err(diesel::r2d2::Error::QueryError)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The metadata store on PostgreSQL or SQLite through Diesel. Cheap to share behind an
+/// `Arc`; every call borrows a pooled connection on a blocking thread.
+pub struct DieselStore {
+    pool: Pool<Manager>,
+    target: Arc<Target>,
+}
+
+impl fmt::Debug for DieselStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DieselStore").field("target", &self.target.to_string()).finish_non_exhaustive()
+    }
+}
+
+impl DieselStore {
+    /// Connect to the database `url` names: `postgres://…` or `postgresql://…` (a libpq URL),
+    /// `sqlite://PATH` (relative or absolute; missing parent directories and the file are
+    /// created) or `sqlite::memory:` (one private database, one connection). Does not migrate.
+    ///
+    /// `UnsupportedUrl` for any other URL; `Unavailable` if the database cannot be opened,
+    /// with a message that names the URL without its password.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let target = Arc::new(Target::parse(url)?);
+        tokio::task::spawn_blocking(move || Self::connect_blocking(target)).await.map_err(join_error)?
+    }
+
+    fn connect_blocking(target: Arc<Target>) -> Result<Self> {
+        if let Target::SqliteFile { path } = &*target
+            && let Some(parent) = Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| target.unavailable(format_args!("creating {parent:?}: {e}")))?;
+        }
+        let manager = Manager { target: Arc::clone(&target) };
+        let pragmas = |wal| SqlitePragmas { wal };
+        // One connection first, outside the pool, so that a failure is reported at once and
+        // precisely rather than as a pool timeout.
+        let mut probe = manager.connect().map_err(|e| target.unavailable(e))?;
+        if target.is_sqlite() {
+            pragmas(matches!(*target, Target::SqliteFile { .. }))
+                .on_acquire(&mut probe)
+                .map_err(|e| target.unavailable(e))?;
+        }
+        drop(probe);
+
+        let mut builder = Pool::builder().min_idle(Some(1)).connection_timeout(CONNECT_TIMEOUT);
+        builder = match &*target {
+            Target::Postgres { .. } => builder.max_size(PG_POOL_SIZE),
+            Target::SqliteFile { .. } => {
+                builder.max_size(SQLITE_POOL_SIZE).connection_customizer(Box::new(pragmas(true)))
+            }
+            // The database lives as long as its only connection: never retire it.
+            Target::SqliteMemory => builder
+                .max_size(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connection_customizer(Box::new(pragmas(false))),
+        };
+        let pool = builder.build(manager).map_err(|e| target.unavailable(e))?;
+        tracing::debug!(database = %target, "metadata store connected");
+        Ok(Self { pool, target })
+    }
+
+    /// Run `f` with a pooled connection on a blocking thread.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let target = Arc::clone(&self.target);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| target.unavailable(e))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    /// Run `f` in a transaction that first bumps the revision.
+    async fn mutate<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
+    {
+        self.with_conn(move |conn| {
+            conn.transaction(|conn| {
+                bump_revision(conn)?;
+                f(conn)
+            })
+        })
+        .await
+    }
+}
+
+/// Database failures not mapped to a more precise error.
+impl From<DieselError> for Error {
+    fn from(e: DieselError) -> Self {
+        Error::Unavailable(Box::new(e))
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    if e.is_panic() {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    Error::Unavailable("the metadata task was cancelled".into())
+}
+
+fn is_kind(e: &DieselError, kind: DatabaseErrorKind) -> bool {
+    matches!(e, DieselError::DatabaseError(k, _) if *k == kind)
+}
+
+fn not_found(what: &'static str, name: impl Into<String>) -> Error {
+    Error::NotFound { what, name: name.into() }
+}
+
+fn bump_revision(conn: &mut AnyConnection) -> Result<()> {
+    let updated = diesel::update(revision::table.filter(revision::id.eq(1)))
+        .set(revision::value.eq(revision::value + 1_i64))
+        .execute(conn)?;
+    if updated != 1 {
+        return Err(Error::Corrupt("the revision row is missing".to_owned()));
+    }
+    Ok(())
+}
+
+/// Apply `source`'s pending migrations; the names (`<version>_<name>`) of those applied.
+fn run_migrations<DB, C>(conn: &mut C, source: EmbeddedMigrations) -> Result<Vec<String>>
+where
+    DB: Backend,
+    C: MigrationHarness<DB>,
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let names: HashMap<String, String> = MigrationSource::<DB>::migrations(&source)
+        .map_err(Error::Unavailable)?
+        .iter()
+        .map(|m| (m.name().version().to_string(), m.name().to_string()))
+        .collect();
+    let applied = conn.run_pending_migrations(source).map_err(Error::Unavailable)?;
+    Ok(applied.iter().map(|v| v.to_string()).map(|v| names.get(&v).cloned().unwrap_or(v)).collect())
+}
+
+fn migrate_pg(conn: &mut PgConnection) -> Result<Vec<String>> {
+    diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})")).execute(conn)?;
+    let applied = run_migrations(conn, PG_MIGRATIONS);
+    let unlocked = diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})")).execute(conn);
+    let applied = applied?;
+    unlocked?;
+    Ok(applied)
+}
+
+// ---- rows and their translation to and from the domain ----
+
+fn corrupt(what: &str, key: &str, detail: impl fmt::Display) -> Error {
+    Error::Corrupt(format!("{what} {key:?}: {detail}"))
+}
+
+/// A JSON array of strings, as stored.
+fn json_strings<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::Value::Array(items.into_iter().map(|s| serde_json::Value::String(s.to_owned())).collect()).to_string()
+}
+
+/// A stored JSON array of strings.
+fn strings_from_json(what: &str, key: &str, field: &str, json: &str) -> Result<Vec<String>> {
+    serde_json::from_str(json).map_err(|e| corrupt(what, key, format_args!("{field}: {e}")))
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    name: String,
+    groups: String,
+    clearance: String,
+    is_admin: bool,
+    created_at: i64,
+}
+
+impl UserRow {
+    fn encode(u: &User) -> Self {
+        Self {
+            name: u.name.as_str().to_owned(),
+            groups: json_strings(u.groups.iter().map(String::as_str)),
+            clearance: json_strings(u.clearance.iter().map(Classification::as_str)),
+            is_admin: u.is_admin,
+            created_at: u.created_at,
+        }
+    }
+
+    fn decode(self) -> Result<User> {
+        let key = self.name.as_str();
+        let name = UserName::parse(key).map_err(|e| corrupt("user", key, e))?;
+        let groups = strings_from_json("user", key, "groups", &self.groups)?.into_iter().collect();
+        let clearance = strings_from_json("user", key, "clearance", &self.clearance)?
+            .iter()
+            .map(|c| Classification::parse(c).map_err(|e| corrupt("user", key, e)))
+            .collect::<Result<BTreeSet<_>>>()?;
+        Ok(User { name, groups, clearance, is_admin: self.is_admin, created_at: self.created_at })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = buckets)]
+struct BucketRow {
+    name: String,
+    owner: String,
+    tier: String,
+    classification: String,
+    created_at: i64,
+}
+
+impl BucketRow {
+    fn encode(b: &Bucket) -> Self {
+        Self {
+            name: b.name.as_str().to_owned(),
+            owner: b.owner.clone(),
+            tier: b.tier.clone(),
+            classification: b.classification.as_str().to_owned(),
+            created_at: b.created_at,
+        }
+    }
+
+    fn decode(self) -> Result<Bucket> {
+        let key = self.name.as_str();
+        let name = BucketName::parse(key).map_err(|e| corrupt("bucket", key, e))?;
+        let classification = Classification::parse(&self.classification).map_err(|e| corrupt("bucket", key, e))?;
+        Ok(Bucket { name, owner: self.owner, tier: self.tier, classification, created_at: self.created_at })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = grants)]
+struct GrantRow {
+    bucket: String,
+    grantee_kind: String,
+    grantee: String,
+    role: String,
+    created_at: i64,
+}
+
+impl GrantRow {
+    fn encode(g: &Grant) -> Self {
+        Self {
+            bucket: g.bucket.as_str().to_owned(),
+            grantee_kind: g.grantee.kind().to_owned(),
+            grantee: g.grantee.name().to_owned(),
+            role: g.role.as_str().to_owned(),
+            created_at: g.created_at,
+        }
+    }
+
+    fn decode(self) -> Result<Grant> {
+        let key = format!("{} {}:{}", self.bucket, self.grantee_kind, self.grantee);
+        let bucket = BucketName::parse(&self.bucket).map_err(|e| corrupt("grant", &key, e))?;
+        let grantee = match self.grantee_kind.as_str() {
+            "user" => Grantee::User(self.grantee),
+            "group" => Grantee::Group(self.grantee),
+            other => return Err(corrupt("grant", &key, format_args!("unknown grantee kind {other:?}"))),
+        };
+        let role = Role::parse(&self.role)
+            .ok_or_else(|| corrupt("grant", &key, format_args!("unknown role {:?}", self.role)))?;
+        Ok(Grant { bucket, grantee, role, created_at: self.created_at })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = access_keys)]
+struct KeyRow {
+    access_key_id: String,
+    user_name: String,
+    secret_sealed: String,
+    read_only: bool,
+    buckets: Option<String>,
+    classification: Option<String>,
+    expires_at: Option<i64>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl KeyRow {
+    fn encode(k: &AccessKey) -> Self {
+        let n = &k.narrowing;
+        Self {
+            access_key_id: k.access_key_id.clone(),
+            user_name: k.user.as_str().to_owned(),
+            secret_sealed: k.secret_sealed.clone(),
+            read_only: n.read_only,
+            buckets: n.buckets.as_ref().map(|b| json_strings(b.iter().map(BucketName::as_str))),
+            classification: n.classification.as_ref().map(|c| c.as_str().to_owned()),
+            expires_at: n.expires_at,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+
+    fn decode(self) -> Result<AccessKey> {
+        let key = self.access_key_id.as_str();
+        let user = UserName::parse(&self.user_name).map_err(|e| corrupt("access key", key, e))?;
+        let buckets = match &self.buckets {
+            None => None,
+            Some(json) => Some(
+                strings_from_json("access key", key, "buckets", json)?
+                    .iter()
+                    .map(|b| BucketName::parse(b).map_err(|e| corrupt("access key", key, e)))
+                    .collect::<Result<BTreeSet<_>>>()?,
+            ),
+        };
+        let classification = self
+            .classification
+            .as_deref()
+            .map(|c| Classification::parse(c).map_err(|e| corrupt("access key", key, e)))
+            .transpose()?;
+        Ok(AccessKey {
+            access_key_id: self.access_key_id,
+            user,
+            secret_sealed: self.secret_sealed,
+            narrowing: Narrowing { read_only: self.read_only, buckets, classification, expires_at: self.expires_at },
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+#[async_trait]
+impl MetadataStore for DieselStore {
+    async fn migrate(&self) -> Result<Vec<String>> {
+        let applied = self
+            .with_conn(|conn| match conn {
+                AnyConnection::Postgresql(conn) => migrate_pg(conn),
+                AnyConnection::Sqlite(conn) => run_migrations(conn, SQLITE_MIGRATIONS),
+            })
+            .await?;
+        if !applied.is_empty() {
+            tracing::info!(database = %self.target, ?applied, "metadata migrations applied");
+        }
+        Ok(applied)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.with_conn(|conn| Ok(conn.ping()?)).await
+    }
+
+    async fn revision(&self) -> Result<i64> {
+        self.with_conn(|conn| {
+            revision::table
+                .filter(revision::id.eq(1))
+                .select(revision::value)
+                .first::<i64>(conn)
+                .optional()?
+                .ok_or_else(|| Error::Corrupt("the revision row is missing".to_owned()))
+        })
+        .await
+    }
+
+    async fn create_user(&self, user: &User) -> Result<()> {
+        let row = UserRow::encode(user);
+        self.mutate(move |conn| match diesel::insert_into(users::table).values(&row).execute(conn) {
+            Ok(_) => Ok(()),
+            Err(e) if is_kind(&e, DatabaseErrorKind::UniqueViolation) => {
+                Err(Error::Conflict { what: "user", name: row.name })
+            }
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    async fn get_user(&self, name: &str) -> Result<Option<User>> {
+        let name = name.to_owned();
+        self.with_conn(move |conn| {
+            let row = users::table.find(&name).select(UserRow::as_select()).first(conn).optional()?;
+            row.map(UserRow::decode).transpose()
+        })
+        .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.with_conn(|conn| {
+            let rows = users::table.order(users::name).select(UserRow::as_select()).load(conn)?;
+            rows.into_iter().map(UserRow::decode).collect()
+        })
+        .await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<()> {
+        let row = UserRow::encode(user);
+        self.mutate(move |conn| {
+            let updated = diesel::update(users::table.find(&row.name))
+                .set((
+                    users::groups.eq(&row.groups),
+                    users::clearance.eq(&row.clearance),
+                    users::is_admin.eq(row.is_admin),
+                ))
+                .execute(conn)?;
+            if updated == 0 {
+                return Err(not_found("user", row.name));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.mutate(move |conn| {
+            let exists = users::table.find(&name).select(users::name).first::<String>(conn).optional()?.is_some();
+            if !exists {
+                return Err(not_found("user", name));
+            }
+            let owned: Vec<String> = buckets::table
+                .filter(buckets::owner.eq(&name))
+                .order(buckets::name)
+                .select(buckets::name)
+                .load(conn)?;
+            if !owned.is_empty() {
+                return Err(Error::InUse(format!("user {name} owns buckets: {}", owned.join(", "))));
+            }
+            diesel::delete(grants::table.filter(grants::grantee_kind.eq("user")).filter(grants::grantee.eq(&name)))
+                .execute(conn)?;
+            // The user's access keys go by ON DELETE CASCADE.
+            diesel::delete(users::table.find(&name)).execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
+        let row = BucketRow::encode(bucket);
+        self.mutate(move |conn| match diesel::insert_into(buckets::table).values(&row).execute(conn) {
+            Ok(_) => Ok(()),
+            Err(e) if is_kind(&e, DatabaseErrorKind::UniqueViolation) => {
+                Err(Error::Conflict { what: "bucket", name: row.name })
+            }
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>> {
+        let name = name.to_owned();
+        self.with_conn(move |conn| {
+            let row = buckets::table.find(&name).select(BucketRow::as_select()).first(conn).optional()?;
+            row.map(BucketRow::decode).transpose()
+        })
+        .await
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<Bucket>> {
+        self.with_conn(|conn| {
+            let rows = buckets::table.order(buckets::name).select(BucketRow::as_select()).load(conn)?;
+            rows.into_iter().map(BucketRow::decode).collect()
+        })
+        .await
+    }
+
+    async fn delete_bucket(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.mutate(move |conn| {
+            // The bucket's grants go by ON DELETE CASCADE.
+            let deleted = diesel::delete(buckets::table.find(&name)).execute(conn)?;
+            if deleted == 0 {
+                return Err(not_found("bucket", name));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_grant(&self, grant: &Grant) -> Result<()> {
+        let row = GrantRow::encode(grant);
+        self.mutate(move |conn| {
+            // Writers are serialised by the revision bump, so update-else-insert cannot race.
+            let updated = diesel::update(grants::table.find((&row.bucket, &row.grantee_kind, &row.grantee)))
+                .set(grants::role.eq(&row.role))
+                .execute(conn)?;
+            if updated > 0 {
+                return Ok(());
+            }
+            match diesel::insert_into(grants::table).values(&row).execute(conn) {
+                Ok(_) => Ok(()),
+                Err(e) if is_kind(&e, DatabaseErrorKind::ForeignKeyViolation) => Err(not_found("bucket", row.bucket)),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn remove_grant(&self, bucket: &str, grantee: &Grantee) -> Result<()> {
+        let (bucket, kind, name) = (bucket.to_owned(), grantee.kind(), grantee.name().to_owned());
+        self.mutate(move |conn| {
+            let deleted = diesel::delete(grants::table.find((&bucket, kind, &name))).execute(conn)?;
+            if deleted == 0 {
+                return Err(not_found("grant", format!("{kind}:{name} on {bucket}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_grants(&self, bucket: Option<&str>) -> Result<Vec<Grant>> {
+        let bucket = bucket.map(str::to_owned);
+        self.with_conn(move |conn| {
+            let mut query = grants::table
+                .order((grants::bucket, grants::grantee_kind, grants::grantee))
+                .select(GrantRow::as_select())
+                .into_boxed();
+            if let Some(bucket) = bucket {
+                query = query.filter(grants::bucket.eq(bucket));
+            }
+            let rows = query.load(conn)?;
+            rows.into_iter().map(GrantRow::decode).collect()
+        })
+        .await
+    }
+
+    async fn create_access_key(&self, key: &AccessKey) -> Result<()> {
+        let row = KeyRow::encode(key);
+        self.mutate(move |conn| match diesel::insert_into(access_keys::table).values(&row).execute(conn) {
+            Ok(_) => Ok(()),
+            Err(e) if is_kind(&e, DatabaseErrorKind::UniqueViolation) => {
+                Err(Error::Conflict { what: "access key", name: row.access_key_id })
+            }
+            Err(e) if is_kind(&e, DatabaseErrorKind::ForeignKeyViolation) => Err(not_found("user", row.user_name)),
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        let id = access_key_id.to_owned();
+        self.with_conn(move |conn| {
+            let row = access_keys::table.find(&id).select(KeyRow::as_select()).first(conn).optional()?;
+            row.map(KeyRow::decode).transpose()
+        })
+        .await
+    }
+
+    async fn list_access_keys(&self, user: Option<&str>) -> Result<Vec<AccessKey>> {
+        let user = user.map(str::to_owned);
+        self.with_conn(move |conn| {
+            let mut query = access_keys::table
+                .order((access_keys::created_at, access_keys::access_key_id))
+                .select(KeyRow::as_select())
+                .into_boxed();
+            if let Some(user) = user {
+                query = query.filter(access_keys::user_name.eq(user));
+            }
+            let rows = query.load(conn)?;
+            rows.into_iter().map(KeyRow::decode).collect()
+        })
+        .await
+    }
+
+    async fn revoke_access_key(&self, access_key_id: &str, at: i64) -> Result<()> {
+        let id = access_key_id.to_owned();
+        self.mutate(move |conn| {
+            let revoked = diesel::update(access_keys::table.find(&id).filter(access_keys::revoked_at.is_null()))
+                .set(access_keys::revoked_at.eq(Some(at)))
+                .execute(conn)?;
+            if revoked == 0 {
+                // Either revoked already (keep the first time) or absent.
+                let exists = access_keys::table
+                    .find(&id)
+                    .select(access_keys::access_key_id)
+                    .first::<String>(conn)
+                    .optional()?
+                    .is_some();
+                if !exists {
+                    return Err(not_found("access key", id));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_recognised() {
+        assert!(matches!(Target::parse("postgres://u@h/db"), Ok(Target::Postgres { .. })));
+        assert!(matches!(Target::parse("postgresql://u@h/db"), Ok(Target::Postgres { .. })));
+        assert!(matches!(Target::parse("sqlite::memory:"), Ok(Target::SqliteMemory)));
+        match Target::parse("sqlite:///var/lib/coffer/meta.db") {
+            Ok(Target::SqliteFile { path }) => assert_eq!(path, "/var/lib/coffer/meta.db"),
+            _ => panic!("absolute sqlite path"),
+        }
+        match Target::parse("sqlite://data/meta.db") {
+            Ok(Target::SqliteFile { path }) => assert_eq!(path, "data/meta.db"),
+            _ => panic!("relative sqlite path"),
+        }
+        for bad in ["mysql://h/db", "sqlite://", "sqlite:meta.db", "meta.db", ""] {
+            assert!(matches!(Target::parse(bad), Err(Error::UnsupportedUrl(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn postgres_urls_get_a_connect_timeout_once() {
+        let Ok(Target::Postgres { url, .. }) = Target::parse("postgres://u@h/db") else { panic!() };
+        assert_eq!(url, "postgres://u@h/db?connect_timeout=5");
+        let Ok(Target::Postgres { url, .. }) = Target::parse("postgres://u@h/db?sslmode=require") else { panic!() };
+        assert_eq!(url, "postgres://u@h/db?sslmode=require&connect_timeout=5");
+        let Ok(Target::Postgres { url, .. }) = Target::parse("postgres://u@h/db?connect_timeout=9") else { panic!() };
+        assert_eq!(url, "postgres://u@h/db?connect_timeout=9");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let (shown, secrets) = redact_pg_url("postgres://coffer:s3cr/et@db.example:5432/meta?sslmode=require");
+        assert_eq!(shown, "postgres://coffer:***@db.example:5432/meta?sslmode=require");
+        assert_eq!(secrets, ["s3cr/et"]);
+        let (shown, secrets) = redact_pg_url("postgres://db.example/meta?user=coffer&password=hunter2");
+        assert_eq!(shown, "postgres://db.example/meta?user=coffer&password=***");
+        assert_eq!(secrets, ["hunter2"]);
+        let (shown, secrets) = redact_pg_url("postgres://coffer@db.example/meta");
+        assert_eq!(shown, "postgres://coffer@db.example/meta");
+        assert!(secrets.is_empty());
+
+        let target = Target::parse("postgres://coffer:hunter2@h/db").unwrap();
+        let msg = target.unavailable("server said hunter2 is wrong").to_string();
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+}

@@ -1,0 +1,104 @@
+//! # coffer-metadata
+//!
+//! Who may do what: users, buckets, grants and access keys, kept in PostgreSQL (production)
+//! or a SQLite file (the embedded default), behind one trait, [`MetadataStore`].
+//!
+//! ## Layout
+//! - this file — the [`MetadataStore`] trait, its [`Error`], and [`open`].
+//! - `diesel_store.rs` — the implementation on Diesel 2.3: one `MultiConnection` enum over
+//!   `PgConnection` and `SqliteConnection`, an r2d2 pool, every call on `spawn_blocking`.
+//! - `schema.rs` — the Diesel table definitions, shared by both databases.
+//! - `migrations/postgres`, `migrations/sqlite` — the SQL, embedded in the binary.
+//!
+//! Every mutation bumps a single revision counter in the same transaction; [`MetadataStore::revision`]
+//! reads it, so any process (another replica, `coffer admin`) can tell within a poll that
+//! something changed and drop its caches.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use coffer_core::{AccessKey, Bucket, Grant, Grantee, User};
+
+mod diesel_store;
+mod schema;
+
+pub use diesel_store::DieselStore;
+
+/// What can go wrong in the store. Messages name the record, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The record does not exist.
+    #[error("{what} {name:?} does not exist")]
+    NotFound { what: &'static str, name: String },
+    /// A record with this identity exists already.
+    #[error("{what} {name:?} already exists")]
+    Conflict { what: &'static str, name: String },
+    /// The record is still referenced (a user who owns buckets).
+    #[error("{0}")]
+    InUse(String),
+    /// The database URL is not one we understand.
+    #[error("unsupported database URL {0:?}: use postgres://… or sqlite://…")]
+    UnsupportedUrl(String),
+    /// The database cannot be reached or failed.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored value could not be read back (a bug or a hand-edited row).
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The metadata store. Both implementations behave the same; the conformance tests in
+/// `tests/store_conformance.rs` run against SQLite and PostgreSQL.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Apply pending embedded migrations; returns the names of those applied.
+    async fn migrate(&self) -> Result<Vec<String>>;
+    /// A cheap round-trip, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+    /// The change counter: greater after every committed mutation, by any process.
+    async fn revision(&self) -> Result<i64>;
+
+    /// `Conflict` if the name is taken.
+    async fn create_user(&self, user: &User) -> Result<()>;
+    async fn get_user(&self, name: &str) -> Result<Option<User>>;
+    /// Sorted by name.
+    async fn list_users(&self) -> Result<Vec<User>>;
+    /// Replace groups, clearance and the admin flag. `NotFound` if absent.
+    async fn update_user(&self, user: &User) -> Result<()>;
+    /// `NotFound` if absent; `InUse` while the user owns buckets. Removes the user's access
+    /// keys and the grants made to the user.
+    async fn delete_user(&self, name: &str) -> Result<()>;
+
+    /// `Conflict` if the name is taken (bucket names are global).
+    async fn create_bucket(&self, bucket: &Bucket) -> Result<()>;
+    async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>>;
+    /// Sorted by name.
+    async fn list_buckets(&self) -> Result<Vec<Bucket>>;
+    /// `NotFound` if absent. Removes the bucket's grants.
+    async fn delete_bucket(&self, name: &str) -> Result<()>;
+
+    /// Create or replace the role of (bucket, grantee). `NotFound` if the bucket is absent.
+    async fn put_grant(&self, grant: &Grant) -> Result<()>;
+    /// `NotFound` if there is no such grant.
+    async fn remove_grant(&self, bucket: &str, grantee: &Grantee) -> Result<()>;
+    /// All grants, or one bucket's; sorted by bucket, grantee kind, grantee name.
+    async fn list_grants(&self, bucket: Option<&str>) -> Result<Vec<Grant>>;
+
+    /// `NotFound` if the user is absent; `Conflict` if the id is taken.
+    async fn create_access_key(&self, key: &AccessKey) -> Result<()>;
+    /// Revoked keys are returned too (with `revoked_at` set).
+    async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>>;
+    /// All keys, or one user's; sorted by creation time then id.
+    async fn list_access_keys(&self, user: Option<&str>) -> Result<Vec<AccessKey>>;
+    /// Mark revoked at `at` (Unix seconds). `NotFound` if absent; revoking twice keeps the
+    /// first time.
+    async fn revoke_access_key(&self, access_key_id: &str, at: i64) -> Result<()>;
+}
+
+/// Open the store a URL names (`postgres://…`, `postgresql://…`, `sqlite://PATH` or
+/// `sqlite::memory:`), creating a SQLite file if needed. Does not migrate.
+pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
+    Ok(Arc::new(DieselStore::connect(url).await?))
+}

@@ -1,0 +1,66 @@
+//! The Diesel table definitions, shared by PostgreSQL and SQLite.
+//!
+//! They mirror `migrations/*/…_init/up.sql`; only SQL types that Diesel's `MultiConnection`
+//! supports on both backends are used (`Text`, `Bool`, `Integer`, `BigInt`, `Nullable`).
+
+diesel::table! {
+    /// Users; `groups` and `clearance` are JSON arrays of strings.
+    users (name) {
+        name -> Text,
+        groups -> Text,
+        clearance -> Text,
+        is_admin -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Buckets; `owner` is a plain name, not a foreign key.
+    buckets (name) {
+        name -> Text,
+        owner -> Text,
+        tier -> Text,
+        classification -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Roles on buckets; `grantee_kind` is `user` or `group`, `role` is `read`, `write` or
+    /// `admin`.
+    grants (bucket, grantee_kind, grantee) {
+        bucket -> Text,
+        grantee_kind -> Text,
+        grantee -> Text,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Long-term access keys; `buckets` is a JSON array of bucket names or NULL.
+    access_keys (access_key_id) {
+        access_key_id -> Text,
+        user_name -> Text,
+        secret_sealed -> Text,
+        read_only -> Bool,
+        buckets -> Nullable<Text>,
+        classification -> Nullable<Text>,
+        expires_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// The change counter: a single row with `id = 1`.
+    revision (id) {
+        id -> Integer,
+        value -> BigInt,
+    }
+}
+
+diesel::joinable!(grants -> buckets (bucket));
+diesel::joinable!(access_keys -> users (user_name));
+
+diesel::allow_tables_to_appear_in_same_query!(users, buckets, grants, access_keys, revision);

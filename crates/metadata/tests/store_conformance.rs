@@ -1,0 +1,637 @@
+//! One behaviour suite for every `MetadataStore` backend.
+//!
+//! Each scenario is an `async fn(&TestDb)`; the `conformance!` macro turns it into two tests,
+//! `sqlite::<scenario>` (a database file in a temporary directory) and `postgres::<scenario>`
+//! (a fresh database `coffer_test_<hex>`, created on the server named by `COFFER_TEST_PG_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`, and dropped afterwards).
+//!
+//! If PostgreSQL cannot be reached, the PostgreSQL tests print a notice and pass, unless `CI`
+//! is `true`: then they fail.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use coffer_core::{AccessKey, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Role, User, UserName};
+use coffer_metadata::{DieselStore, Error, MetadataStore};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Which database a [`TestDb`] lives in.
+enum Place {
+    Sqlite { path: String, _dir: tempfile::TempDir },
+    Postgres { admin_url: String, name: String },
+}
+
+/// A fresh, empty database for one test, removed when dropped.
+struct TestDb {
+    url: String,
+    place: Place,
+}
+
+impl TestDb {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("meta.db").to_str().expect("UTF-8 temp path").to_owned();
+        Self { url: format!("sqlite://{path}"), place: Place::Sqlite { path, _dir: dir } }
+    }
+
+    /// `None` (after a notice) if PostgreSQL is unreachable and this is not CI.
+    fn postgres() -> Option<Self> {
+        let admin_url = std::env::var("COFFER_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+        let mut admin = match PgConnection::establish(&with_connect_timeout(&admin_url)) {
+            Ok(conn) => conn,
+            Err(e) => {
+                let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+                if ci {
+                    panic!("PostgreSQL is unreachable at COFFER_TEST_PG_URL={admin_url:?} and CI=true: {e}");
+                }
+                eprintln!("notice: skipping a PostgreSQL conformance test, server unreachable at {admin_url:?}: {e}");
+                return None;
+            }
+        };
+        let name = format!("coffer_test_{}", uuid::Uuid::new_v4().simple());
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("CREATE DATABASE");
+        Some(Self { url: with_database(&admin_url, &name), place: Place::Postgres { admin_url, name } })
+    }
+
+    /// A store on this database, not migrated.
+    async fn open(&self) -> DieselStore {
+        DieselStore::connect(&self.url).await.expect("connect")
+    }
+
+    /// A store on this database, migrated.
+    async fn store(&self) -> DieselStore {
+        let store = self.open().await;
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// Run SQL directly, behind the store's back.
+    fn exec(&self, sql: &str) {
+        match &self.place {
+            Place::Sqlite { path, .. } => SqliteConnection::establish(path).expect("open sqlite").batch_execute(sql),
+            Place::Postgres { .. } => PgConnection::establish(&self.url).expect("connect").batch_execute(sql),
+        }
+        .expect("raw SQL");
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Place::Postgres { admin_url, name } = &self.place {
+            let dropped = PgConnection::establish(&with_connect_timeout(admin_url))
+                .map_err(|e| e.to_string())
+                .and_then(|mut c| {
+                    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).map_err(|e| e.to_string())
+                });
+            if let Err(e) = dropped {
+                eprintln!("warning: could not drop test database {name}: {e}");
+            }
+        }
+    }
+}
+
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    format!("{url}{}connect_timeout=5", if url.contains('?') { '&' } else { '?' })
+}
+
+/// `url` with its database replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let base = base[host_start..].find('/').map_or(base, |i| &base[..host_start + i]);
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// Defines `sqlite::<scenario>` and `postgres::<scenario>` for every scenario named.
+macro_rules! conformance {
+    ($($scenario:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    let db = super::TestDb::sqlite();
+                    super::$scenario(&db).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $scenario() {
+                    let Some(db) = super::TestDb::postgres() else { return };
+                    super::$scenario(&db).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    users_crud,
+    conflicts,
+    buckets_crud,
+    grants_upsert_remove_list_and_cascade,
+    access_keys,
+    delete_user_refuses_owners_and_cascades,
+    revision_counts_mutations_only,
+    migrate_twice_is_a_no_op,
+    second_store_sees_changes,
+    concurrent_mutations,
+    corrupt_rows_are_reported,
+);
+
+// ---- sample records ----
+
+fn class(s: &str) -> Classification {
+    Classification::parse(s).unwrap()
+}
+
+fn user(name: &str) -> User {
+    User {
+        name: UserName::parse(name).unwrap(),
+        groups: BTreeSet::from(["analysts".to_owned()]),
+        clearance: BTreeSet::from([Classification::unclassified()]),
+        is_admin: false,
+        created_at: 1_700_000_000,
+    }
+}
+
+fn bucket(name: &str, owner: &str) -> Bucket {
+    Bucket {
+        name: BucketName::parse(name).unwrap(),
+        owner: owner.to_owned(),
+        tier: "standard".to_owned(),
+        classification: Classification::unclassified(),
+        created_at: 1_700_000_100,
+    }
+}
+
+fn grant(bucket: &str, grantee: Grantee, role: Role) -> Grant {
+    Grant { bucket: BucketName::parse(bucket).unwrap(), grantee, role, created_at: 1_700_000_200 }
+}
+
+fn to_user(name: &str) -> Grantee {
+    Grantee::User(name.to_owned())
+}
+
+fn to_group(name: &str) -> Grantee {
+    Grantee::Group(name.to_owned())
+}
+
+fn key(id: &str, user: &str, created_at: i64) -> AccessKey {
+    AccessKey {
+        access_key_id: id.to_owned(),
+        user: UserName::parse(user).unwrap(),
+        secret_sealed: format!("sealed:{id}"),
+        narrowing: Narrowing::default(),
+        created_at,
+        revoked_at: None,
+    }
+}
+
+fn names<T>(items: &[T], name: impl Fn(&T) -> String) -> Vec<String> {
+    items.iter().map(name).collect()
+}
+
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>, what: &str, name: &str) {
+    match result {
+        Err(Error::NotFound { what: w, name: n }) if w == what && n == name => {}
+        other => panic!("expected NotFound {{ {what}, {name:?} }}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, Error>, what: &str, name: &str) {
+    match result {
+        Err(Error::Conflict { what: w, name: n }) if w == what && n == name => {}
+        other => panic!("expected Conflict {{ {what}, {name:?} }}, got {other:?}"),
+    }
+}
+
+// ---- scenarios ----
+
+async fn users_crud(db: &TestDb) {
+    let store = db.store().await;
+    assert!(store.list_users().await.unwrap().is_empty());
+
+    let mut alice = user("alice");
+    alice.groups = BTreeSet::from(["analysts".to_owned(), "leads".to_owned()]);
+    alice.clearance = BTreeSet::from([class("unclassified"), class("protected-b")]);
+    alice.is_admin = true;
+    for u in [user("bob"), alice.clone(), user("al-x")] {
+        store.create_user(&u).await.unwrap();
+    }
+
+    assert_eq!(store.get_user("alice").await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.get_user("nobody").await.unwrap(), None);
+    // Byte order, whatever the database's collation: '-' sorts before letters.
+    let listed = store.list_users().await.unwrap();
+    assert_eq!(names(&listed, |u| u.name.to_string()), ["al-x", "alice", "bob"]);
+    assert_eq!(listed[1], alice);
+
+    // Update replaces groups, clearance and the admin flag, and keeps the creation time.
+    let mut changed = alice.clone();
+    changed.groups = BTreeSet::new();
+    changed.clearance = BTreeSet::from([class("secret")]);
+    changed.is_admin = false;
+    changed.created_at = 42;
+    store.update_user(&changed).await.unwrap();
+    let stored = store.get_user("alice").await.unwrap().unwrap();
+    assert_eq!(stored, User { created_at: alice.created_at, ..changed });
+    assert_not_found(store.update_user(&user("nobody")).await, "user", "nobody");
+
+    store.delete_user("bob").await.unwrap();
+    assert_eq!(store.get_user("bob").await.unwrap(), None);
+    assert_not_found(store.delete_user("bob").await, "user", "bob");
+    assert_eq!(names(&store.list_users().await.unwrap(), |u| u.name.to_string()), ["al-x", "alice"]);
+}
+
+async fn conflicts(db: &TestDb) {
+    let store = db.store().await;
+    let alice = user("alice");
+    store.create_user(&alice).await.unwrap();
+    let mut other = user("alice");
+    other.is_admin = true;
+    assert_conflict(store.create_user(&other).await, "user", "alice");
+    assert_eq!(store.get_user("alice").await.unwrap(), Some(alice));
+
+    let data = bucket("data", "alice");
+    store.create_bucket(&data).await.unwrap();
+    assert_conflict(store.create_bucket(&bucket("data", "bob")).await, "bucket", "data");
+    assert_eq!(store.get_bucket("data").await.unwrap(), Some(data));
+
+    let k = key("AKIAONE", "alice", 1);
+    store.create_access_key(&k).await.unwrap();
+    assert_conflict(store.create_access_key(&key("AKIAONE", "alice", 2)).await, "access key", "AKIAONE");
+    assert_eq!(store.get_access_key("AKIAONE").await.unwrap(), Some(k));
+}
+
+async fn buckets_crud(db: &TestDb) {
+    let store = db.store().await;
+    assert!(store.list_buckets().await.unwrap().is_empty());
+
+    let mut secret = bucket("abc", "alice");
+    secret.classification = class("protected-b");
+    secret.tier = "archive".to_owned();
+    // The owner need not be a user (it may be a project).
+    let project = bucket("data", "project:genomics");
+    for b in [project.clone(), secret.clone(), bucket("a-z", "bob")] {
+        store.create_bucket(&b).await.unwrap();
+    }
+
+    assert_eq!(store.get_bucket("abc").await.unwrap(), Some(secret));
+    assert_eq!(store.get_bucket("data").await.unwrap(), Some(project));
+    assert_eq!(store.get_bucket("nope").await.unwrap(), None);
+    let listed = store.list_buckets().await.unwrap();
+    assert_eq!(names(&listed, |b| b.name.to_string()), ["a-z", "abc", "data"]);
+
+    store.delete_bucket("abc").await.unwrap();
+    assert_eq!(store.get_bucket("abc").await.unwrap(), None);
+    assert_not_found(store.delete_bucket("abc").await, "bucket", "abc");
+    assert_eq!(names(&store.list_buckets().await.unwrap(), |b| b.name.to_string()), ["a-z", "data"]);
+}
+
+async fn grants_upsert_remove_list_and_cascade(db: &TestDb) {
+    let store = db.store().await;
+    store.create_bucket(&bucket("data", "alice")).await.unwrap();
+    store.create_bucket(&bucket("logs", "bob")).await.unwrap();
+    assert!(store.list_grants(None).await.unwrap().is_empty());
+
+    let puts = [
+        grant("logs", to_user("alice"), Role::Admin),
+        grant("data", to_user("bob"), Role::Read),
+        grant("data", to_user("alice"), Role::Read),
+        grant("data", to_group("analysts"), Role::Write),
+        grant("data", to_user("a-z"), Role::Read),
+    ];
+    for g in &puts {
+        store.put_grant(g).await.unwrap();
+    }
+    let shown = |gs: Vec<Grant>| {
+        gs.into_iter().map(|g| format!("{} {}:{} {}", g.bucket, g.grantee.kind(), g.grantee.name(), g.role)).collect()
+    };
+    let all: Vec<String> = shown(store.list_grants(None).await.unwrap());
+    assert_eq!(
+        all,
+        [
+            "data group:analysts write",
+            "data user:a-z read",
+            "data user:alice read",
+            "data user:bob read",
+            "logs user:alice admin"
+        ]
+    );
+    let listed = store.list_grants(Some("logs")).await.unwrap();
+    assert_eq!(listed, [puts[0].clone()]);
+
+    // Upsert: a second grant to the same grantee replaces the role.
+    store.put_grant(&grant("data", to_user("bob"), Role::Admin)).await.unwrap();
+    let data: Vec<String> = shown(store.list_grants(Some("data")).await.unwrap());
+    assert_eq!(
+        data,
+        ["data group:analysts write", "data user:a-z read", "data user:alice read", "data user:bob admin"]
+    );
+
+    assert_not_found(store.put_grant(&grant("nope", to_user("bob"), Role::Read)).await, "bucket", "nope");
+    assert!(store.list_grants(Some("nope")).await.unwrap().is_empty());
+
+    // Removal matches the grantee kind as well as the name.
+    assert!(matches!(
+        store.remove_grant("data", &to_user("analysts")).await,
+        Err(Error::NotFound { what: "grant", .. })
+    ));
+    store.remove_grant("data", &to_user("bob")).await.unwrap();
+    assert!(matches!(store.remove_grant("data", &to_user("bob")).await, Err(Error::NotFound { what: "grant", .. })));
+    assert!(matches!(store.remove_grant("nope", &to_user("bob")).await, Err(Error::NotFound { what: "grant", .. })));
+    let data: Vec<String> = shown(store.list_grants(Some("data")).await.unwrap());
+    assert_eq!(data, ["data group:analysts write", "data user:a-z read", "data user:alice read"]);
+
+    // Deleting a bucket deletes its grants, and a new bucket of that name starts with none.
+    store.delete_bucket("data").await.unwrap();
+    let all: Vec<String> = shown(store.list_grants(None).await.unwrap());
+    assert_eq!(all, ["logs user:alice admin"]);
+    store.create_bucket(&bucket("data", "alice")).await.unwrap();
+    assert!(store.list_grants(Some("data")).await.unwrap().is_empty());
+}
+
+async fn access_keys(db: &TestDb) {
+    let store = db.store().await;
+    store.create_user(&user("alice")).await.unwrap();
+    store.create_user(&user("bob")).await.unwrap();
+
+    let plain = key("AKIAPLAIN", "alice", 100);
+    let narrow = AccessKey {
+        narrowing: Narrowing {
+            read_only: true,
+            buckets: Some(BTreeSet::from([BucketName::parse("data").unwrap(), BucketName::parse("a-z").unwrap()])),
+            classification: Some(class("protected-b")),
+            expires_at: Some(1_800_000_000),
+        },
+        ..key("AKIANARROW", "alice", 50)
+    };
+    let tie = key("AKIAB", "alice", 100);
+    let bobs = key("AKIABOB", "bob", 75);
+    for k in [&plain, &narrow, &tie, &bobs] {
+        store.create_access_key(k).await.unwrap();
+    }
+
+    assert_eq!(store.get_access_key("AKIAPLAIN").await.unwrap(), Some(plain.clone()));
+    assert_eq!(store.get_access_key("AKIANARROW").await.unwrap(), Some(narrow.clone()));
+    assert_eq!(store.get_access_key("AKIANONE").await.unwrap(), None);
+
+    // Sorted by creation time, then id.
+    let ids = |ks: Vec<AccessKey>| ks.into_iter().map(|k| k.access_key_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_access_keys(Some("alice")).await.unwrap()), ["AKIANARROW", "AKIAB", "AKIAPLAIN"]);
+    assert_eq!(ids(store.list_access_keys(None).await.unwrap()), ["AKIANARROW", "AKIABOB", "AKIAB", "AKIAPLAIN"]);
+    assert!(store.list_access_keys(Some("carol")).await.unwrap().is_empty());
+
+    assert_not_found(store.create_access_key(&key("AKIACAROL", "carol", 1)).await, "user", "carol");
+
+    // Revoking keeps the first time; revoked keys are still returned.
+    store.revoke_access_key("AKIAPLAIN", 1_000).await.unwrap();
+    store.revoke_access_key("AKIAPLAIN", 2_000).await.unwrap();
+    let revoked = store.get_access_key("AKIAPLAIN").await.unwrap().unwrap();
+    assert_eq!(revoked, AccessKey { revoked_at: Some(1_000), ..plain });
+    assert_eq!(store.list_access_keys(Some("alice")).await.unwrap().len(), 3);
+    assert_eq!(store.get_access_key("AKIAB").await.unwrap().unwrap().revoked_at, None);
+    assert_not_found(store.revoke_access_key("AKIANONE", 1).await, "access key", "AKIANONE");
+}
+
+async fn delete_user_refuses_owners_and_cascades(db: &TestDb) {
+    let store = db.store().await;
+    for u in ["alice", "bob"] {
+        store.create_user(&user(u)).await.unwrap();
+    }
+    for (b, owner) in [("data", "alice"), ("abc", "alice"), ("logs", "bob")] {
+        store.create_bucket(&bucket(b, owner)).await.unwrap();
+    }
+    store.put_grant(&grant("logs", to_user("alice"), Role::Write)).await.unwrap();
+    store.put_grant(&grant("logs", to_group("alice"), Role::Read)).await.unwrap();
+    store.put_grant(&grant("logs", to_user("carol"), Role::Read)).await.unwrap();
+    store.create_access_key(&key("AKIAALICE", "alice", 1)).await.unwrap();
+    store.create_access_key(&key("AKIABOB", "bob", 1)).await.unwrap();
+
+    match store.delete_user("alice").await {
+        Err(Error::InUse(msg)) => assert_eq!(msg, "user alice owns buckets: abc, data"),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    // Refused means nothing changed.
+    assert!(store.get_user("alice").await.unwrap().is_some());
+    assert!(store.get_access_key("AKIAALICE").await.unwrap().is_some());
+    assert_eq!(store.list_grants(Some("logs")).await.unwrap().len(), 3);
+
+    store.delete_bucket("data").await.unwrap();
+    store.delete_bucket("abc").await.unwrap();
+    store.delete_user("alice").await.unwrap();
+
+    assert_eq!(store.get_user("alice").await.unwrap(), None);
+    assert_eq!(store.get_access_key("AKIAALICE").await.unwrap(), None);
+    assert!(store.list_access_keys(Some("alice")).await.unwrap().is_empty());
+    // The grant to the user went; the group of the same name and other users keep theirs.
+    let left: Vec<Grantee> = store.list_grants(Some("logs")).await.unwrap().into_iter().map(|g| g.grantee).collect();
+    assert_eq!(left, [to_group("alice"), to_user("carol")]);
+    // Bob is untouched.
+    assert!(store.get_user("bob").await.unwrap().is_some());
+    assert!(store.get_access_key("AKIABOB").await.unwrap().is_some());
+    assert_not_found(store.delete_user("alice").await, "user", "alice");
+}
+
+async fn revision_counts_mutations_only(db: &TestDb) {
+    let store = db.store().await;
+    let mut expected = store.revision().await.unwrap();
+    assert_eq!(expected, 0, "a fresh database starts at revision 0");
+
+    // Every successful mutation adds exactly one.
+    macro_rules! bumps {
+        ($call:expr) => {{
+            $call.await.unwrap();
+            expected += 1;
+            assert_eq!(store.revision().await.unwrap(), expected, "after {}", stringify!($call));
+        }};
+    }
+    // Reads and failed mutations add nothing.
+    macro_rules! keeps {
+        ($call:expr) => {{
+            let _ = $call.await;
+            assert_eq!(store.revision().await.unwrap(), expected, "after {}", stringify!($call));
+        }};
+    }
+
+    bumps!(store.create_user(&user("alice")));
+    bumps!(store.update_user(&User { is_admin: true, ..user("alice") }));
+    bumps!(store.create_bucket(&bucket("data", "alice")));
+    bumps!(store.put_grant(&grant("data", to_user("bob"), Role::Read)));
+    bumps!(store.put_grant(&grant("data", to_user("bob"), Role::Write)));
+    bumps!(store.remove_grant("data", &to_user("bob")));
+    bumps!(store.create_access_key(&key("AKIAONE", "alice", 1)));
+    bumps!(store.revoke_access_key("AKIAONE", 10));
+
+    keeps!(store.ping());
+    keeps!(store.get_user("alice"));
+    keeps!(store.list_users());
+    keeps!(store.get_bucket("data"));
+    keeps!(store.list_buckets());
+    keeps!(store.list_grants(None));
+    keeps!(store.get_access_key("AKIAONE"));
+    keeps!(store.list_access_keys(None));
+    keeps!(store.create_user(&user("alice")));
+    keeps!(store.update_user(&user("nobody")));
+    keeps!(store.delete_user("alice"));
+    keeps!(store.create_bucket(&bucket("data", "alice")));
+    keeps!(store.put_grant(&grant("nope", to_user("bob"), Role::Read)));
+    keeps!(store.remove_grant("data", &to_user("bob")));
+    keeps!(store.create_access_key(&key("AKIATWO", "nobody", 1)));
+    keeps!(store.revoke_access_key("AKIANONE", 1));
+    keeps!(store.delete_bucket("nope"));
+
+    bumps!(store.delete_bucket("data"));
+    bumps!(store.delete_user("alice"));
+}
+
+async fn migrate_twice_is_a_no_op(db: &TestDb) {
+    let store = db.open().await;
+    // Not migrated yet: the tables are missing.
+    assert!(matches!(store.revision().await, Err(Error::Unavailable(_))));
+
+    let applied = store.migrate().await.unwrap();
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    assert!(applied[0].ends_with("_init"), "{applied:?}");
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+    assert_eq!(db.open().await.migrate().await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.revision().await.unwrap(), 0);
+    store.ping().await.unwrap();
+}
+
+async fn second_store_sees_changes(db: &TestDb) {
+    let first = db.store().await;
+    let second = db.store().await;
+    let before = first.revision().await.unwrap();
+
+    second.create_user(&user("alice")).await.unwrap();
+    second.create_bucket(&bucket("data", "alice")).await.unwrap();
+    let after = first.revision().await.unwrap();
+    assert!(after > before, "revision {before} -> {after}");
+    assert_eq!(first.get_user("alice").await.unwrap(), Some(user("alice")));
+    assert_eq!(first.list_buckets().await.unwrap(), [bucket("data", "alice")]);
+
+    first.delete_bucket("data").await.unwrap();
+    assert!(second.revision().await.unwrap() > after);
+    assert_eq!(second.get_bucket("data").await.unwrap(), None);
+}
+
+async fn concurrent_mutations(db: &TestDb) {
+    let stores = [Arc::new(db.store().await), Arc::new(db.store().await)];
+    stores[0].create_bucket(&bucket("data", "alice")).await.unwrap();
+    let start = stores[0].revision().await.unwrap();
+
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = Arc::clone(&stores[i % 2]);
+        tasks.push(tokio::spawn(async move {
+            let name = format!("user{i:02}");
+            store.create_user(&user(&name)).await.unwrap();
+            // Several writers upserting the same grant.
+            let role = if i % 3 == 0 { Role::Read } else { Role::Write };
+            store.put_grant(&grant("data", to_group("everyone"), role)).await.unwrap();
+            store.put_grant(&grant("data", to_user(&name), Role::Read)).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    assert_eq!(stores[1].revision().await.unwrap(), start + 24 * 3);
+    assert_eq!(stores[1].list_users().await.unwrap().len(), 24);
+    assert_eq!(stores[0].list_grants(Some("data")).await.unwrap().len(), 25);
+}
+
+async fn corrupt_rows_are_reported(db: &TestDb) {
+    let store = db.store().await;
+    store.create_user(&user("alice")).await.unwrap();
+    store.create_bucket(&bucket("data", "alice")).await.unwrap();
+    store.put_grant(&grant("data", to_user("bob"), Role::Read)).await.unwrap();
+    store.create_access_key(&key("AKIAONE", "alice", 1)).await.unwrap();
+
+    db.exec("UPDATE grants SET role = 'owner'");
+    assert!(matches!(store.list_grants(None).await, Err(Error::Corrupt(_))));
+    db.exec("UPDATE grants SET role = 'read', grantee_kind = 'robot'");
+    assert!(matches!(store.list_grants(Some("data")).await, Err(Error::Corrupt(_))));
+
+    db.exec("UPDATE users SET groups = 'not json'");
+    assert!(matches!(store.get_user("alice").await, Err(Error::Corrupt(_))));
+    db.exec("UPDATE users SET groups = '[]', clearance = '[\"Top Secret\"]'");
+    assert!(matches!(store.list_users().await, Err(Error::Corrupt(_))));
+
+    db.exec("UPDATE buckets SET classification = 'Top Secret'");
+    assert!(matches!(store.get_bucket("data").await, Err(Error::Corrupt(_))));
+
+    db.exec("UPDATE access_keys SET buckets = '[\"Not_A_Bucket\"]'");
+    assert!(matches!(store.get_access_key("AKIAONE").await, Err(Error::Corrupt(_))));
+}
+
+// ---- URLs and connections, independent of a test database ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsupported_urls_are_refused() {
+    for url in ["mysql://root@localhost/coffer", "sqlite:", "sqlite://", "coffer.db", ""] {
+        assert!(matches!(DieselStore::connect(url).await, Err(Error::UnsupportedUrl(_))), "{url:?}");
+        assert!(matches!(coffer_metadata::open(url).await, Err(Error::UnsupportedUrl(_))), "{url:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_postgres_is_unavailable_without_the_password() {
+    // Port 1 on the loopback: refused at once.
+    let err = DieselStore::connect("postgres://coffer:hunter2@127.0.0.1:1/coffer").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(msg.contains("127.0.0.1"), "{msg}");
+    assert!(!msg.contains("hunter2"), "{msg}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_memory_is_one_database() {
+    let store = coffer_metadata::open("sqlite::memory:").await.unwrap();
+    assert_eq!(store.migrate().await.unwrap().len(), 1);
+    store.create_user(&user("alice")).await.unwrap();
+    for _ in 0..10 {
+        assert!(store.get_user("alice").await.unwrap().is_some());
+    }
+    assert_eq!(store.revision().await.unwrap(), 1);
+    // Another memory store is another database.
+    let other = coffer_metadata::open("sqlite::memory:").await.unwrap();
+    other.migrate().await.unwrap();
+    assert!(other.list_users().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_paths_get_their_directories() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let absolute = dir.path().join("a/b/meta.db");
+    let store = DieselStore::connect(&format!("sqlite://{}", absolute.display())).await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(absolute.is_file());
+
+    // The same kind of location, written relative to the working directory.
+    let cwd = std::env::current_dir().unwrap();
+    let up = "../".repeat(cwd.components().count() - 1);
+    let target = dir.path().join("c/d/meta.db");
+    let relative = format!("{up}{}", target.strip_prefix("/").unwrap().display());
+    let store = DieselStore::connect(&format!("sqlite://{relative}")).await.unwrap();
+    store.migrate().await.unwrap();
+    store.create_user(&user("alice")).await.unwrap();
+    assert!(target.is_file());
+}

@@ -1,0 +1,119 @@
+//! Authentication hooks for s3s, and the requests refused before s3s sees them.
+//!
+//! s3s verifies SigV4 with the secret [`GatewayAuth::get_secret_key`] returns, then calls
+//! [`GatewayAuth::check`] before reading any body: anonymous requests are refused there, the
+//! [`Caller`] is resolved and put in the request's extensions for the operations, and the
+//! operation's name is recorded for metrics.
+
+use std::sync::{Arc, Mutex};
+
+use coffer_gateway::{Caller, Gateway};
+use http::{HeaderMap, Method, Uri};
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::{S3Error, S3ErrorCode, S3Result};
+
+use crate::error::to_s3;
+
+/// A slot the HTTP layer puts in the request's extensions; the access hook writes the
+/// resolved S3 operation name (`PutObject`, …) into it.
+#[derive(Debug, Clone, Default)]
+pub struct OperationName(Arc<Mutex<Option<String>>>);
+
+impl OperationName {
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn set(&self, name: &str) {
+        *self.0.lock().unwrap() = Some(name.to_owned());
+    }
+}
+
+/// The s3s auth and access provider backed by the gateway.
+pub struct GatewayAuth {
+    pub gateway: Arc<Gateway>,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for GatewayAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        self.gateway.secret_for_key(access_key).await.map(SecretKey::from).map_err(to_s3)
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for GatewayAuth {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let op = cx.s3_op().name().to_owned();
+        if let Some(slot) = cx.extensions_mut().get::<OperationName>() {
+            slot.set(&op);
+        }
+        let Some(creds) = cx.credentials() else {
+            return Err(S3Error::with_message(S3ErrorCode::AccessDenied, "Anonymous access is not allowed"));
+        };
+        let caller: Caller = self.gateway.caller_for_key(&creds.access_key).await.map_err(to_s3)?;
+        cx.extensions_mut().insert(caller);
+        Ok(())
+    }
+}
+
+/// The caller the access hook resolved.
+pub fn caller(ext: &http::Extensions) -> S3Result<&Caller> {
+    ext.get::<Caller>().ok_or_else(|| S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied"))
+}
+
+/// Requests coffer refuses before s3s reads anything:
+/// - Signature Version 2 (header `Authorization: AWS id:sig`, or a presigned query with
+///   `AWSAccessKeyId` / `Signature`): 400 `InvalidRequest`, as AWS answers in SigV4-only regions;
+/// - browser POST-form uploads (`multipart/form-data` POSTs), which s3s would buffer in
+///   memory: 501 `NotImplemented`.
+pub fn refuse_unsupported(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), S3Error> {
+    let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let query = uri.query().unwrap_or("");
+    let v2_query = query.split('&').any(|p| p.starts_with("AWSAccessKeyId=") || p.starts_with("Signature="));
+    if auth.starts_with("AWS ") || v2_query {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+        ));
+    }
+    let form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    if method == Method::POST && form {
+        return Err(S3Error::with_message(S3ErrorCode::NotImplemented, "POST object uploads are not supported"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(method: Method, uri: &str, headers: &[(&str, &str)]) -> Option<String> {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        refuse_unsupported(&method, &uri.parse().unwrap(), &h).err().map(|e| e.code().as_str().to_owned())
+    }
+
+    #[test]
+    fn sigv2_and_post_forms_are_refused_sigv4_passes() {
+        assert_eq!(check(Method::GET, "/b/k", &[("authorization", "AWS AKID:c2ln")]).as_deref(), Some("InvalidRequest"));
+        assert_eq!(
+            check(Method::GET, "/b/k?AWSAccessKeyId=AK&Expires=1&Signature=x", &[]).as_deref(),
+            Some("InvalidRequest")
+        );
+        assert_eq!(
+            check(Method::POST, "/b", &[("content-type", "multipart/form-data; boundary=x")]).as_deref(),
+            Some("NotImplemented")
+        );
+        let v4 = "AWS4-HMAC-SHA256 Credential=AK/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=ab";
+        assert_eq!(check(Method::GET, "/b/k", &[("authorization", v4)]), None);
+        assert_eq!(check(Method::GET, "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab", &[]), None);
+        assert_eq!(check(Method::POST, "/b?delete", &[("content-type", "application/xml")]), None);
+    }
+}

@@ -1,0 +1,112 @@
+//! Gateway errors → S3 errors, with the codes and statuses AWS uses. Internal details go to
+//! the log, never into the response.
+
+use coffer_gateway::Error;
+use s3s::{S3Error, S3ErrorCode};
+
+/// The S3 error for a gateway error.
+pub fn to_s3(e: Error) -> S3Error {
+    use S3ErrorCode as C;
+    let (code, msg): (S3ErrorCode, String) = match e {
+        Error::AccessDenied => (C::AccessDenied, "Access Denied".into()),
+        Error::InvalidAccessKeyId => {
+            (C::InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.".into())
+        }
+        Error::NoSuchBucket => (C::NoSuchBucket, "The specified bucket does not exist".into()),
+        Error::NoSuchKey => (C::NoSuchKey, "The specified key does not exist.".into()),
+        Error::NoSuchUpload => (
+            C::NoSuchUpload,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.".into(),
+        ),
+        Error::BucketAlreadyExists => (
+            C::BucketAlreadyExists,
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.".into(),
+        ),
+        Error::BucketAlreadyOwnedByYou => (
+            C::BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it.".into(),
+        ),
+        Error::BucketNotEmpty => (C::BucketNotEmpty, "The bucket you tried to delete is not empty".into()),
+        Error::InvalidBucketName(m) => (C::InvalidBucketName, m),
+        Error::InvalidLocationConstraint(t) => {
+            (C::InvalidLocationConstraint, format!("The specified location-constraint (tier) {t:?} is not valid"))
+        }
+        Error::InvalidArgument(m) => (C::InvalidArgument, m),
+        Error::InvalidRequest(m) => (C::InvalidRequest, m),
+        Error::InvalidDigest => (C::InvalidDigest, "The Content-MD5 you specified is not valid.".into()),
+        Error::KeyTooLong => (C::KeyTooLongError, "Your key is too long".into()),
+        Error::BadDigest => (C::BadDigest, "The Content-MD5 you specified did not match what we received.".into()),
+        Error::EntityTooLarge => (C::EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size.".into()),
+        Error::EntityTooSmall => {
+            (C::EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.".into())
+        }
+        Error::IncompleteBody => {
+            (C::IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header".into())
+        }
+        Error::InvalidPart(m) => (
+            C::InvalidPart,
+            format!("One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag. ({m})"),
+        ),
+        Error::InvalidPartOrder => (
+            C::InvalidPartOrder,
+            "The list of parts was not in ascending order. The parts list must be specified in order by part number.".into(),
+        ),
+        Error::InvalidRange => (C::InvalidRange, "The requested range is not satisfiable".into()),
+        Error::PreconditionFailed => {
+            (C::PreconditionFailed, "At least one of the pre-conditions you specified did not hold".into())
+        }
+        Error::NotModified => (C::NotModified, "Not Modified".into()),
+        Error::NotFound(m) => (C::InvalidArgument, m),
+        Error::Conflict(m) | Error::InUse(m) => (C::OperationAborted, m),
+        Error::Body(m) => {
+            tracing::info!(error = %m, "request body failed");
+            (C::IncompleteBody, "The request body could not be read completely".into())
+        }
+        Error::Unavailable(m) => {
+            tracing::error!(error = %m, "dependency unavailable");
+            (C::ServiceUnavailable, "Please reduce your request rate.".into())
+        }
+        Error::Internal(m) => {
+            tracing::error!(error = %m, "internal error");
+            (C::InternalError, "We encountered an internal error. Please try again.".into())
+        }
+    };
+    S3Error::with_message(code, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    #[test]
+    fn codes_and_statuses_are_those_of_aws() {
+        #[rustfmt::skip]
+        let table: Vec<(Error, &str, u16)> = vec![
+            (Error::AccessDenied, "AccessDenied", 403),
+            (Error::InvalidAccessKeyId, "InvalidAccessKeyId", 403),
+            (Error::NoSuchBucket, "NoSuchBucket", 404),
+            (Error::NoSuchKey, "NoSuchKey", 404),
+            (Error::NoSuchUpload, "NoSuchUpload", 404),
+            (Error::BucketAlreadyExists, "BucketAlreadyExists", 409),
+            (Error::BucketAlreadyOwnedByYou, "BucketAlreadyOwnedByYou", 409),
+            (Error::BucketNotEmpty, "BucketNotEmpty", 409),
+            (Error::InvalidBucketName("x".into()), "InvalidBucketName", 400),
+            (Error::EntityTooSmall, "EntityTooSmall", 400),
+            (Error::EntityTooLarge, "EntityTooLarge", 400),
+            (Error::InvalidPart("p".into()), "InvalidPart", 400),
+            (Error::InvalidPartOrder, "InvalidPartOrder", 400),
+            (Error::InvalidRange, "InvalidRange", 416),
+            (Error::PreconditionFailed, "PreconditionFailed", 412),
+            (Error::NotModified, "NotModified", 304),
+            (Error::BadDigest, "BadDigest", 400),
+            (Error::Internal("secret detail".into()), "InternalError", 500),
+        ];
+        for (e, code, status) in table {
+            let s3 = to_s3(e);
+            assert_eq!(s3.code().as_str(), code);
+            assert_eq!(s3.status_code(), Some(StatusCode::from_u16(status).unwrap()), "{code}");
+            assert!(!s3.message().unwrap_or("").contains("secret detail"));
+        }
+    }
+}
