@@ -9,7 +9,7 @@
 //!   [`ObjectInfo`], [`ByteRange`], [`ListQuery`]/[`ListPage`], multipart records, [`Error`].
 //! - `fs/` — [`FsBackend`], the local-filesystem backend: atomic writes (temporary file,
 //!   fsync, rename), keys encoded so that none can escape its bucket, metadata in a trailer
-//!   of the object file, multipart parts staged beside the objects.
+//!   of the object file, multipart parts staged in `.uploads/` beside the buckets.
 //!
 //! All bodies are streams ([`ByteStream`]); nothing holds a whole object in memory.
 

@@ -280,9 +280,9 @@ async fn execute(gw: &Gateway, command: AdminCommand) -> anyhow::Result<Value> {
             gw.admin_delete_user(&name).await?;
             json!({ "deleted": name })
         }
-        AdminCommand::Bucket(BucketCommand::Create { name, owner, tier, classification }) => bucket_json(
-            &gw.admin_create_bucket(&name, &owner, tier.as_deref(), classification.as_deref()).await?,
-        ),
+        AdminCommand::Bucket(BucketCommand::Create { name, owner, tier, classification }) => {
+            bucket_json(&gw.admin_create_bucket(&name, &owner, tier.as_deref(), classification.as_deref()).await?)
+        }
         AdminCommand::Bucket(BucketCommand::List) => {
             Value::Array(gw.admin_list_buckets().await?.iter().map(bucket_json).collect())
         }
@@ -291,7 +291,8 @@ async fn execute(gw: &Gateway, command: AdminCommand) -> anyhow::Result<Value> {
             json!({ "deleted": name })
         }
         AdminCommand::Grant(GrantCommand::Add { bucket, grantee, role }) => {
-            let role = Role::parse(&role).with_context(|| format!("invalid role {role:?}: use read, write or admin"))?;
+            let role =
+                Role::parse(&role).with_context(|| format!("invalid role {role:?}: use read, write or admin"))?;
             grant_json(&gw.admin_put_grant(&bucket, grantee.grantee(), role).await?)
         }
         AdminCommand::Grant(GrantCommand::Remove { bucket, grantee }) => {

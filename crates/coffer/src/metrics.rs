@@ -68,7 +68,11 @@ impl Metrics {
                     h.counts[i]
                 );
             }
-            let _ = writeln!(out, "coffer_http_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "coffer_http_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}",
+                h.count
+            );
             let _ = writeln!(out, "coffer_http_request_duration_seconds_sum{{operation=\"{op}\"}} {}", h.sum);
             let _ = writeln!(out, "coffer_http_request_duration_seconds_count{{operation=\"{op}\"}} {}", h.count);
         }

@@ -175,7 +175,8 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
             Err(e) => xml_error(&e, &id),
             Ok(()) => {
                 let metrics = st.metrics.clone();
-                let req = req.map(|b| Body::new(Counted { inner: b, on_data: Box::new(move |n| metrics.add_bytes_in(n)) }));
+                let req =
+                    req.map(|b| Body::new(Counted { inner: b, on_data: Box::new(move |n| metrics.add_bytes_in(n)) }));
                 next.run(req).await
             }
         };
@@ -224,7 +225,10 @@ impl HttpBody for Counted {
     type Data = bytes::Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled

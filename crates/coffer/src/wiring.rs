@@ -66,7 +66,9 @@ pub async fn tiers(cfg: &Config) -> anyhow::Result<BTreeMap<String, Arc<dyn Back
     for (name, tier) in &cfg.tiers {
         let backend: Arc<dyn Backend> = match tier {
             TierConfig::Filesystem { path } => Arc::new(
-                FsBackend::new(path.clone()).await.with_context(|| format!("opening tier {name} at {}", path.display()))?,
+                FsBackend::new(path.clone())
+                    .await
+                    .with_context(|| format!("opening tier {name} at {}", path.display()))?,
             ),
         };
         out.insert(name.clone(), backend);
@@ -85,9 +87,7 @@ pub async fn gateway(cfg: &Config, migrate: bool) -> anyhow::Result<Arc<Gateway>
     }
     let key = server_key(cfg)?;
     let tiers = tiers(cfg).await?;
-    Ok(Arc::new(
-        Gateway::new(store, tiers, cfg.default_tier.clone(), key).with_max_object_size(cfg.max_object_size),
-    ))
+    Ok(Arc::new(Gateway::new(store, tiers, cfg.default_tier.clone(), key).with_max_object_size(cfg.max_object_size)))
 }
 
 /// `coffer migrate`.

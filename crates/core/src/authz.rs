@@ -220,12 +220,16 @@ pub fn effective_role(principal: &Principal, bucket: &Bucket, grants: &[Grant]) 
     for g in grants.iter().filter(|g| g.bucket == bucket.name) {
         let rule = match &g.grantee {
             Grantee::User(u) if *u == principal.name => Rule::UserGrant { role: g.role },
-            Grantee::Group(grp) if principal.groups.contains(grp) => Rule::GroupGrant { group: grp.clone(), role: g.role },
+            Grantee::Group(grp) if principal.groups.contains(grp) => {
+                Rule::GroupGrant { group: grp.clone(), role: g.role }
+            }
             _ => continue,
         };
         let better = match &best {
             None => true,
-            Some((r, Rule::GroupGrant { .. })) => g.role > *r || (g.role == *r && matches!(rule, Rule::UserGrant { .. })),
+            Some((r, Rule::GroupGrant { .. })) => {
+                g.role > *r || (g.role == *r && matches!(rule, Rule::UserGrant { .. }))
+            }
             Some((r, _)) => g.role > *r,
         };
         if better {
@@ -446,7 +450,7 @@ mod tests {
         let carol = principal("carol", &[], &["unclassified", "protected-b"]);
         let pub_src = bucket("pub-src", "carol", "unclassified");
         let pub_dst = bucket("pub-dst", "carol", "unclassified");
-        let pb = bucket("pb", "carol", "protected-b");
+        let pb = bucket("pb-data", "carol", "protected-b");
         let ro_src = bucket("ro-src", "alice", "unclassified");
         let grants = vec![grant("ro-src", user("carol"), Role::Read)];
         let none = Narrowing::default();

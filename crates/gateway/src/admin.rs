@@ -39,8 +39,11 @@ impl Gateway {
         clearance: &[String],
         is_admin: bool,
     ) -> Result<User> {
-        let clearance =
-            if clearance.is_empty() { BTreeSet::from([Classification::unclassified()]) } else { classifications(clearance)? };
+        let clearance = if clearance.is_empty() {
+            BTreeSet::from([Classification::unclassified()])
+        } else {
+            classifications(clearance)?
+        };
         for g in groups {
             user_name(g).map_err(|_| Error::InvalidArgument(format!("group name {g:?} is invalid")))?;
         }
@@ -74,7 +77,7 @@ impl Gateway {
         tier: Option<&str>,
         classification: Option<&str>,
     ) -> Result<Bucket> {
-        let name = BucketName::parse(name).map_err(|e| Error::InvalidBucketName(e.to_string()))?;
+        let name = crate::buckets::parse_bucket_name(name)?;
         if self.store.get_user(owner).await?.is_none() {
             return Err(Error::NotFound(format!("user {owner:?} does not exist")));
         }
@@ -94,8 +97,11 @@ impl Gateway {
 
     /// Delete an empty bucket.
     pub async fn admin_delete_bucket(&self, name: &str) -> Result<()> {
-        let bucket =
-            self.store.get_bucket(name).await?.ok_or_else(|| Error::NotFound(format!("bucket {name:?} does not exist")))?;
+        let bucket = self
+            .store
+            .get_bucket(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("bucket {name:?} does not exist")))?;
         self.remove_bucket(&bucket).await
     }
 
@@ -151,7 +157,8 @@ impl Gateway {
     /// What would `user` be told for `action` on `bucket`, and by which rule — with no
     /// credential narrowing.
     pub async fn explain(&self, user: &str, bucket: &str, action: Action) -> Result<Decision> {
-        let user = self.store.get_user(user).await?.ok_or_else(|| Error::NotFound(format!("user {user:?} does not exist")))?;
+        let user =
+            self.store.get_user(user).await?.ok_or_else(|| Error::NotFound(format!("user {user:?} does not exist")))?;
         let b = self
             .store
             .get_bucket(bucket)

@@ -98,13 +98,8 @@ impl Gateway {
         let s = self.bucket_entry(src.0).await?;
         let d = self.bucket_entry(dst.0).await?;
         let (Some(sb), Some(db)) = (&s.bucket, &d.bucket) else { return Err(Error::NoSuchBucket) };
-        let decision = coffer_core::decide_copy(
-            &caller.principal,
-            &caller.narrowing,
-            (sb, &s.grants),
-            (db, &d.grants),
-            now(),
-        );
+        let decision =
+            coffer_core::decide_copy(&caller.principal, &caller.narrowing, (sb, &s.grants), (db, &d.grants), now());
         let what = format!("copy {}/{} to", src.0, src.1);
         audit(caller, &what, dst.0, Some(dst.1), &decision);
         if decision.allowed { Ok((sb.clone(), db.clone())) } else { Err(Error::AccessDenied) }

@@ -4,6 +4,18 @@ use coffer_core::{Action, Bucket, BucketName, Classification};
 
 use crate::{Caller, Error, Gateway, Result, now};
 
+/// Names the HTTP server routes elsewhere (`/healthz`, `/readyz`, `/metrics`).
+pub const RESERVED_BUCKET_NAMES: [&str; 3] = ["healthz", "readyz", "metrics"];
+
+/// Parse a new bucket's name: the S3 rules, and none of the reserved names.
+pub(crate) fn parse_bucket_name(name: &str) -> Result<BucketName> {
+    let parsed = BucketName::parse(name).map_err(|e| Error::InvalidBucketName(e.to_string()))?;
+    if RESERVED_BUCKET_NAMES.contains(&name) {
+        return Err(Error::InvalidBucketName(format!("bucket name {name:?} is reserved by coffer")));
+    }
+    Ok(parsed)
+}
+
 impl Gateway {
     /// The buckets the caller may read, by name.
     pub async fn list_buckets(&self, caller: &Caller) -> Result<Vec<Bucket>> {
@@ -20,7 +32,7 @@ impl Gateway {
     /// Create a bucket the caller owns, on `tier` (default tier when `None`), classified
     /// `unclassified`.
     pub async fn create_bucket(&self, caller: &Caller, name: &str, tier: Option<&str>) -> Result<Bucket> {
-        let name = BucketName::parse(name).map_err(|e| Error::InvalidBucketName(e.to_string()))?;
+        let name = parse_bucket_name(name)?;
         let classification = Classification::unclassified();
         let tier = self.resolve_tier(tier)?;
         // An existing bucket answers before any authorization, as S3 does.
@@ -32,13 +44,7 @@ impl Gateway {
             });
         }
         self.authorize_create(caller, &name, &classification)?;
-        let bucket = Bucket {
-            name,
-            owner: caller.principal.name.clone(),
-            tier,
-            classification,
-            created_at: now(),
-        };
+        let bucket = Bucket { name, owner: caller.principal.name.clone(), tier, classification, created_at: now() };
         self.insert_bucket(&bucket).await.map_err(|e| match e {
             Error::Conflict(_) => Error::BucketAlreadyExists,
             e => e,

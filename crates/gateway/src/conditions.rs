@@ -79,10 +79,10 @@ impl Conditions {
     /// For a write (PutObject, CompleteMultipartUpload with `If-None-Match: *` or `If-Match`):
     /// `existing` is the current object, if any.
     pub fn check_write(&self, existing: Option<&ObjectInfo>) -> Result<()> {
-        if let Some(m) = &self.if_none_match {
-            if existing.is_some_and(|i| m.matches(&i.etag)) {
-                return Err(Error::PreconditionFailed);
-            }
+        if let Some(m) = &self.if_none_match
+            && existing.is_some_and(|i| m.matches(&i.etag))
+        {
+            return Err(Error::PreconditionFailed);
         }
         if let Some(m) = &self.if_match {
             match existing {

@@ -94,7 +94,13 @@ impl Gateway {
         Ok(backend.complete_multipart_upload(bucket, key, upload_id, &list).await?)
     }
 
-    pub async fn abort_multipart_upload(&self, caller: &Caller, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+    pub async fn abort_multipart_upload(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<()> {
         let b = self.authorize(caller, bucket, Some(key), Action::Delete).await?;
         Ok(self.tier(&b.tier)?.abort_multipart_upload(bucket, key, upload_id).await?)
     }

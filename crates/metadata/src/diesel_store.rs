@@ -266,7 +266,11 @@ impl DieselStore {
         }
         drop(probe);
 
-        let mut builder = Pool::builder().min_idle(Some(1)).connection_timeout(CONNECT_TIMEOUT);
+        // No minimum of idle connections: r2d2 would refill it from a background thread after
+        // each checkout, and a libpq connect still running in that thread when a short-lived
+        // process (`coffer admin`) exits crashes in OpenSSL's exit handlers. Connections are
+        // still kept idle for reuse; only the proactive refill is off.
+        let mut builder = Pool::builder().min_idle(Some(0)).connection_timeout(CONNECT_TIMEOUT);
         builder = match &*target {
             Target::Postgres { .. } => builder.max_size(PG_POOL_SIZE),
             Target::SqliteFile { .. } => {

@@ -102,7 +102,10 @@ mod tests {
 
     #[test]
     fn sigv2_and_post_forms_are_refused_sigv4_passes() {
-        assert_eq!(check(Method::GET, "/b/k", &[("authorization", "AWS AKID:c2ln")]).as_deref(), Some("InvalidRequest"));
+        assert_eq!(
+            check(Method::GET, "/b/k", &[("authorization", "AWS AKID:c2ln")]).as_deref(),
+            Some("InvalidRequest")
+        );
         assert_eq!(
             check(Method::GET, "/b/k?AWSAccessKeyId=AK&Expires=1&Signature=x", &[]).as_deref(),
             Some("InvalidRequest")

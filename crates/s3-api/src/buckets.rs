@@ -30,11 +30,14 @@ pub async fn list_buckets(gw: &Gateway, req: S3Request<ListBucketsInput>) -> S3R
     }))
 }
 
-pub async fn create_bucket(gw: &Gateway, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+pub async fn create_bucket(
+    gw: &Gateway,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
     let c = caller(&req.extensions)?;
     let tier = req.input.create_bucket_configuration.as_ref().and_then(|cfg| cfg.location_constraint.as_ref());
     let b = gw.create_bucket(c, &req.input.bucket, tier.map(|t| t.as_str())).await.map_err(to_s3)?;
-    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", b.name)), ..Default::default() }))
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", b.name)) }))
 }
 
 pub async fn head_bucket(gw: &Gateway, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
@@ -43,7 +46,10 @@ pub async fn head_bucket(gw: &Gateway, req: S3Request<HeadBucketInput>) -> S3Res
     Ok(S3Response::new(HeadBucketOutput::default()))
 }
 
-pub async fn delete_bucket(gw: &Gateway, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+pub async fn delete_bucket(
+    gw: &Gateway,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
     let c = caller(&req.extensions)?;
     gw.delete_bucket(c, &req.input.bucket).await.map_err(to_s3)?;
     Ok(S3Response::new(DeleteBucketOutput::default()))

@@ -45,7 +45,12 @@ pub fn range(r: Range) -> ByteRange {
 
 /// `x-amz-copy-source-range: bytes=first-last`.
 pub fn copy_source_range(s: &str) -> S3Result<ByteRange> {
-    let bad = || S3Error::with_message(S3ErrorCode::InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last");
+    let bad = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last",
+        )
+    };
     let spec = s.trim().strip_prefix("bytes=").ok_or_else(bad)?;
     let (a, b) = spec.split_once('-').ok_or_else(bad)?;
     let first: u64 = a.parse().map_err(|_| bad())?;

@@ -29,7 +29,9 @@ impl Encoder {
         match t.map(|t| t.as_str()) {
             None => Ok(Self(false)),
             Some("url") => Ok(Self(true)),
-            Some(_) => Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request")),
+            Some(_) => {
+                Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request"))
+            }
         }
     }
     fn enc(&self, s: &str) -> String {
@@ -119,12 +121,9 @@ pub async fn list_objects_v2(
     let enc = Encoder::new(i.encoding_type.as_ref())?;
     let max = max_keys(i.max_keys)?;
     let after = match i.continuation_token.as_deref() {
-        Some(t) => Some(
-            hex::decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| S3Error::with_message(S3ErrorCode::InvalidArgument, "The continuation token provided is incorrect"))?,
-        ),
+        Some(t) => Some(hex::decode(t).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
+            S3Error::with_message(S3ErrorCode::InvalidArgument, "The continuation token provided is incorrect")
+        })?),
         None => i.start_after.clone().filter(|s| !s.is_empty()),
     };
     let p = page(gw, &req.extensions, &i.bucket, i.prefix.as_deref(), i.delimiter.as_deref(), after, max).await?;

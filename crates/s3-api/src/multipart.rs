@@ -100,10 +100,7 @@ pub async fn complete_multipart_upload(
         parts.push((i64::from(n), e.value().to_owned()));
     }
     let cond = convert::conditions(i.if_match, i.if_none_match, None, None);
-    let info = gw
-        .complete_multipart_upload(c, &i.bucket, &i.key, &i.upload_id, parts, &cond)
-        .await
-        .map_err(to_s3)?;
+    let info = gw.complete_multipart_upload(c, &i.bucket, &i.key, &i.upload_id, parts, &cond).await.map_err(to_s3)?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
@@ -126,7 +123,9 @@ pub async fn abort_multipart_upload(
 fn page_size(n: Option<i32>) -> S3Result<usize> {
     match n {
         None => Ok(1000),
-        Some(n) if n < 0 => Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "The page size must be non-negative")),
+        Some(n) if n < 0 => {
+            Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "The page size must be non-negative"))
+        }
         Some(n) => Ok(n.min(1000) as usize),
     }
 }
@@ -136,15 +135,14 @@ pub async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> S3Resul
     let i = &req.input;
     let max = page_size(i.max_parts)?;
     let marker = i.part_number_marker.map(|m| m.max(0) as u32).unwrap_or(0);
-    let (parts, truncated) =
-        gw.list_parts(c, &i.bucket, &i.key, &i.upload_id, marker, max).await.map_err(to_s3)?;
+    let (parts, truncated) = gw.list_parts(c, &i.bucket, &i.key, &i.upload_id, marker, max).await.map_err(to_s3)?;
     let next = parts.last().map(|p| p.part_number as i32);
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(i.bucket.clone()),
         key: Some(i.key.clone()),
         upload_id: Some(i.upload_id.clone()),
         max_parts: Some(max as i32),
-        part_number_marker: i.part_number_marker.clone(),
+        part_number_marker: i.part_number_marker,
         is_truncated: Some(truncated),
         next_part_number_marker: if truncated { next } else { None },
         parts: Some(

@@ -90,7 +90,10 @@ pub async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> S3Res
     }))
 }
 
-pub async fn delete_object(gw: &Gateway, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+pub async fn delete_object(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
     let c = caller(&req.extensions)?;
     gw.delete_object(c, &req.input.bucket, &req.input.key).await.map_err(to_s3)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))

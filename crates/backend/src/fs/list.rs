@@ -9,6 +9,13 @@
 //! already returned common prefix), and rolls a directory whose keys all share one common
 //! prefix into that prefix after checking only that it holds a matching object.
 //!
+//! `start_after` is exclusive. When it is exactly a common prefix this query could have
+//! returned (it starts with the prefix and rolls up into itself, so it ends with the
+//! delimiter), every key under it is skipped too: a previous page returned that prefix and
+//! the caller pages on from it. A `start_after` that merely ends with the delimiter, such as
+//! a key `a/` listed as an object under the prefix `a/`, skips only itself, so paging with
+//! the last entry returned is always exact.
+//!
 //! The walk is iterative (an explicit stack), because a key may nest a thousand levels deep.
 //! Runs on the blocking pool.
 
@@ -25,7 +32,8 @@ pub(crate) fn list(bucket_dir: &Path, query: &ListQuery) -> Result<ListPage> {
         return Err(Error::NoSuchBucket);
     }
     let filter = Filter::new(query);
-    let mut walk = Walk { filter: &filter, entries: Vec::new(), limit: query.max_keys.saturating_add(1), last_prefix: None };
+    let mut walk =
+        Walk { filter: &filter, entries: Vec::new(), limit: query.max_keys.saturating_add(1), last_prefix: None };
     let (start_dir, start_prefix) = layout::prefix_dir(bucket_dir, &query.prefix);
     walk.run(&start_dir, start_prefix)?;
     let is_truncated = walk.entries.len() > query.max_keys;
@@ -500,8 +508,8 @@ mod tests {
 
     fn fixed_keys() -> Vec<String> {
         [
-            "a", "a/", "a/b", "a-b", "a//c", "a/b/c", "a/b/d", "a/c", "a0", "ab", "b", "résumé", "%41", "A", "/", "//x",
-            "z/y/x/w", "z/y/", "z.y", "..", "../x", "x y", "a%", "a%/b", "é/1", "é/2",
+            "a", "a/", "a/b", "a-b", "a//c", "a/b/c", "a/b/d", "a/c", "a0", "ab", "b", "résumé", "%41", "A", "/",
+            "//x", "z/y/x/w", "z/y/", "z.y", "..", "../x", "x y", "a%", "a%/b", "é/1", "é/2",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -526,7 +534,8 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("q%/r%")).unwrap();
         let prefixes = ["", "a", "a/", "a/b", "a/b/", "z", "z/y/", "é", "é/", "/", "nothing", "a%", "."];
         let delimiters = [None, Some("/"), Some("-"), Some("b"), Some("//"), Some("é"), Some("")];
-        let starts = [None, Some(""), Some("a"), Some("a/"), Some("a/b"), Some("a-"), Some("z/"), Some("zz"), Some("/")];
+        let starts =
+            [None, Some(""), Some("a"), Some("a/"), Some("a/b"), Some("a-"), Some("z/"), Some("zz"), Some("/")];
         for prefix in prefixes {
             for delimiter in delimiters {
                 for start_after in starts {
@@ -620,7 +629,12 @@ mod tests {
         }
         for delimiter in [None, Some("/".to_owned())] {
             for prefix in ["", "L", &long, &format!("{long}/")] {
-                let q = ListQuery { prefix: prefix.to_owned(), delimiter: delimiter.clone(), max_keys: 100, ..Default::default() };
+                let q = ListQuery {
+                    prefix: prefix.to_owned(),
+                    delimiter: delimiter.clone(),
+                    max_keys: 100,
+                    ..Default::default()
+                };
                 check(dir.path(), &keys, &q);
             }
             check_pagination(dir.path(), &keys, "", delimiter.as_deref(), 1);

@@ -113,7 +113,13 @@ impl FsBackend {
     }
 
     /// Finish a temporary file with `trailer` and publish it as `key` in `bucket_dir`.
-    async fn publish(&self, writer: TempWriter, bucket_dir: PathBuf, key_path: layout::KeyPath, trailer: Trailer) -> Result<ObjectInfo> {
+    async fn publish(
+        &self,
+        writer: TempWriter,
+        bucket_dir: PathBuf,
+        key_path: layout::KeyPath,
+        trailer: Trailer,
+    ) -> Result<ObjectInfo> {
         let guard = writer.finish(&trailer).await?;
         let tmp = self.tmp.clone();
         blocking(move || write::commit(guard, &tmp, &bucket_dir, &key_path)).await?;
@@ -266,12 +272,8 @@ impl Backend for FsBackend {
     async fn create_multipart_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> Result<String> {
         let bucket_dir = self.existing_bucket_dir(bucket).await?;
         layout::key_path(&bucket_dir, key)?;
-        let record = multipart::UploadRecord {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            meta,
-            initiated: now_millis(),
-        };
+        let record =
+            multipart::UploadRecord { bucket: bucket.to_owned(), key: key.to_owned(), meta, initiated: now_millis() };
         let (tmp, uploads) = (self.tmp.clone(), self.uploads.clone());
         blocking(move || multipart::create(&tmp, &uploads, &record)).await
     }
@@ -361,7 +363,8 @@ impl Backend for FsBackend {
 impl FsBackend {
     /// The upload `upload_id`, if it belongs to `bucket` and `key`; `NoSuchUpload` otherwise.
     async fn load_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<multipart::Upload> {
-        let (uploads, bucket, key, id) = (self.uploads.clone(), bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        let (uploads, bucket, key, id) =
+            (self.uploads.clone(), bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         blocking(move || multipart::load(&uploads, &bucket, &key, &id)).await
     }
 }

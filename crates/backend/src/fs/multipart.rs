@@ -106,7 +106,9 @@ pub(crate) fn load(uploads_dir: &Path, bucket: &str, key: &str, id: &str) -> Res
 
 fn read_record(dir: &Path) -> io::Result<Option<UploadRecord>> {
     match std::fs::read(dir.join(UPLOAD_FILE)) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }
         Err(e) if is_absent(&e) => Ok(None),
         Err(e) => Err(e),
     }
@@ -143,8 +145,8 @@ pub(crate) fn list_parts(upload: &Upload) -> Result<Vec<PartInfo>> {
     Ok(parts)
 }
 
-/// Check the parts a completion names: ascending, uploaded with these ETags, all but the
-/// last at least `MIN_PART_SIZE`. Computes the multipart ETag. Blocking.
+/// Check the parts a completion names: ascending, all uploaded with these ETags, then all
+/// but the last at least `MIN_PART_SIZE`. Computes the multipart ETag. Blocking.
 pub(crate) fn check_parts(upload: &Upload, parts: &[(u32, String)]) -> Result<CheckedParts> {
     if parts.is_empty() {
         return Err(Error::InvalidPart("a completion must name at least one part".to_owned()));
@@ -152,13 +154,13 @@ pub(crate) fn check_parts(upload: &Upload, parts: &[(u32, String)]) -> Result<Ch
     if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
         return Err(Error::InvalidPartOrder);
     }
+    let trailers = parts.iter().map(|(n, etag)| part_trailer(upload, *n, etag)).collect::<Result<Vec<_>>>()?;
+    if trailers[..trailers.len() - 1].iter().any(|t| t.size < MIN_PART_SIZE) {
+        return Err(Error::EntityTooSmall);
+    }
     let mut md5s = Md5::new();
     let mut checked = Vec::with_capacity(parts.len());
-    for (i, (n, etag)) in parts.iter().enumerate() {
-        let trailer = part_trailer(upload, *n, etag)?;
-        if i + 1 < parts.len() && trailer.size < MIN_PART_SIZE {
-            return Err(Error::EntityTooSmall);
-        }
+    for ((n, _), trailer) in parts.iter().zip(trailers) {
         let binary = hex::decode(&trailer.etag)
             .map_err(|_| Error::Io(io::Error::new(io::ErrorKind::InvalidData, "a part has a malformed ETag")))?;
         md5s.update(&binary);
@@ -234,7 +236,10 @@ pub(crate) fn list_uploads(uploads_dir: &Path, bucket: &str, prefix: &str) -> Ve
         .map(|(id, u)| (u.record.key, u.record.initiated, id))
         .collect();
     found.sort();
-    found.into_iter().map(|(key, initiated, upload_id)| UploadInfo { key, upload_id, initiated: from_millis(initiated) }).collect()
+    found
+        .into_iter()
+        .map(|(key, initiated, upload_id)| UploadInfo { key, upload_id, initiated: from_millis(initiated) })
+        .collect()
 }
 
 /// Remove every upload of `bucket` (when the bucket is deleted). Blocking.

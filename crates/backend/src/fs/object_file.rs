@@ -144,7 +144,14 @@ mod tests {
     fn trailer(size: u64) -> Trailer {
         let mut meta = ObjectMeta { content_type: Some("text/plain".into()), ..Default::default() };
         meta.user_metadata.insert("k".into(), "v é".into());
-        Trailer { key: "a/b".into(), etag: "e".repeat(32), size, last_modified: 1_700_000_000_123, meta, parts: Some(3) }
+        Trailer {
+            key: "a/b".into(),
+            etag: "e".repeat(32),
+            size,
+            last_modified: 1_700_000_000_123,
+            meta,
+            parts: Some(3),
+        }
     }
 
     #[test]

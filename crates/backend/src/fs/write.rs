@@ -75,12 +75,7 @@ impl TempWriter {
     pub async fn create(tmp_dir: &Path, hash: bool) -> Result<Self> {
         let guard = TempGuard::new(tmp_dir);
         let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(guard.path()).await?;
-        Ok(TempWriter {
-            file: BufWriter::with_capacity(WRITE_BUFFER, file),
-            guard,
-            md5: hash.then(Md5::new),
-            size: 0,
-        })
+        Ok(TempWriter { file: BufWriter::with_capacity(WRITE_BUFFER, file), guard, md5: hash.then(Md5::new), size: 0 })
     }
 
     /// Append data bytes.
