@@ -180,6 +180,9 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
                 next.run(req).await
             }
         };
+        if resp.status().as_u16() >= 400 && method != http::Method::HEAD {
+            resp = complete_error(resp, &id).await;
+        }
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
@@ -200,6 +203,34 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
     }
     .instrument(span)
     .await
+}
+
+/// Give an S3 error document the `Message` and `RequestId` AWS always sends (s3s omits
+/// them for the errors it raises itself). Error bodies are small; anything else passes.
+async fn complete_error(resp: Response, request_id: &str) -> Response {
+    const LIMIT: usize = 64 * 1024;
+    let (mut parts, body) = resp.into_parts();
+    let is_xml =
+        parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("xml"));
+    if !is_xml || body.size_hint().upper().is_none_or(|n| n as usize > LIMIT) {
+        return Response::from_parts(parts, body);
+    }
+    let bytes = match axum::body::to_bytes(body, LIMIT).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read an error body");
+            return Response::from_parts(parts, Body::empty());
+        }
+    };
+    let completed = std::str::from_utf8(&bytes).ok().and_then(|s| coffer_s3_api::complete_error_body(s, request_id));
+    let body = match completed {
+        Some(text) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Body::from(text)
+        }
+        None => Body::from(bytes),
+    };
+    Response::from_parts(parts, body)
 }
 
 /// An S3 XML error answered by this layer (s3s answers all others).

@@ -110,3 +110,69 @@ mod tests {
         }
     }
 }
+
+/// The message AWS gives with an error code, for errors s3s raises without one
+/// (`SignatureDoesNotMatch`, `RequestTimeTooSkewed`, …).
+pub fn default_message(code: &str) -> &'static str {
+    match code {
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "RequestTimeTooSkewed" => "The difference between the request time and the current time is too large.",
+        "AccessDenied" => "Access Denied",
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        "AuthorizationHeaderMalformed" => "The authorization header is malformed.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "MalformedXML" => "The XML you provided was not well-formed or did not validate against our published schema.",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidRequest" => "Invalid Request",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "XAmzContentSHA256Mismatch" => "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        "IncompleteBody" => "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+        _ => "The request could not be completed.",
+    }
+}
+
+/// Complete an S3 XML error body: add the `Message` s3s left out and the `RequestId`.
+/// Returns `None` when the body is not an S3 error document.
+pub fn complete_error_body(body: &str, request_id: &str) -> Option<String> {
+    let code_start = body.find("<Code>")? + "<Code>".len();
+    let code_end = code_start + body[code_start..].find("</Code>")?;
+    let close = body.rfind("</Error>")?;
+    let mut out = String::with_capacity(body.len() + 160);
+    out.push_str(&body[..close]);
+    if !body.contains("<Message>") {
+        out.push_str("<Message>");
+        out.push_str(default_message(&body[code_start..code_end]));
+        out.push_str("</Message>");
+    }
+    if !body.contains("<RequestId>") {
+        out.push_str("<RequestId>");
+        out.push_str(request_id);
+        out.push_str("</RequestId>");
+    }
+    out.push_str(&body[close..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod completion_tests {
+    use super::*;
+
+    #[test]
+    fn missing_messages_and_request_ids_are_added() {
+        let b = "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code></Error>";
+        let out = complete_error_body(b, "ABC").unwrap();
+        assert!(out.contains("<Message>The request signature we calculated"));
+        assert!(out.ends_with("<RequestId>ABC</RequestId></Error>"));
+        let b = "<Error><Code>NoSuchKey</Code><Message>m</Message></Error>";
+        assert_eq!(
+            complete_error_body(b, "X").unwrap(),
+            "<Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>X</RequestId></Error>"
+        );
+        assert!(complete_error_body("<ListBucketResult/>", "X").is_none());
+    }
+}

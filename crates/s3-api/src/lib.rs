@@ -24,4 +24,5 @@ pub mod objects;
 pub mod service;
 
 pub use auth::{OperationName, refuse_unsupported};
+pub use error::complete_error_body;
 pub use service::build;
