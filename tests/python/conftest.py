@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -389,42 +388,47 @@ class CofferServer:
 
     def start(self) -> "CofferServer":
         assert self.proc is None or self.proc.poll() is not None, "server already running"
-        self.runs += 1
-        self.port = free_port()
-        self.stdout_path = self.base / f"server.{self.runs}.stdout.log"
-        self.stderr_path = self.base / f"server.{self.runs}.stderr.log"
-        self.log_paths += [self.stdout_path, self.stderr_path]
-        cmd = [
-            str(self.binary),
-            "serve",
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--data-dir",
-            str(self.data_dir),
-            "--database-url",
-            self.store.url,
-            "--log-format",
-            "json",
-        ]
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env())
-        self._wait_ready()
-        return self
+        for attempt in range(3):
+            self.runs += 1
+            self.port = free_port()
+            self.stdout_path = self.base / f"server.{self.runs}.stdout.log"
+            self.stderr_path = self.base / f"server.{self.runs}.stderr.log"
+            self.log_paths += [self.stdout_path, self.stderr_path]
+            cmd = [
+                str(self.binary),
+                "serve",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--data-dir",
+                str(self.data_dir),
+                "--database-url",
+                self.store.url,
+                "--log-format",
+                "json",
+            ]
+            with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env())
+            if self._wait_ready():
+                return self
+            # another process took the port between our probe and the server's bind: retry
+            if attempt == 2 or "in use" not in tail(self.stderr_path).lower():
+                break
+        pytest.fail(
+            f"coffer serve exited with code {self.proc.returncode} before it was ready\n{self.describe_logs()}",
+            pytrace=False,
+        )
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self) -> bool:
+        """True once /readyz answers 200; False if the process exits first."""
         deadline = time.monotonic() + READY_TIMEOUT
         last = "no answer"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                pytest.fail(
-                    f"coffer serve exited with code {self.proc.returncode} before it was ready\n"
-                    f"{self.describe_logs()}",
-                    pytrace=False,
-                )
+                return False
             try:
                 r = requests.get(self.endpoint + "/readyz", timeout=2)
                 if r.status_code == 200:
-                    return
+                    return True
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
             except requests.RequestException as e:
                 last = repr(e)

@@ -66,8 +66,8 @@ def test_get_bucket_location(s3):
     s3.create_bucket(Bucket=name)
     resp = s3.get_bucket_location(Bucket=name)
     assert status_of(resp) == 200
-    # us-east-1 is reported as an empty LocationConstraint by AWS; a tier name is acceptable too.
-    assert resp.get("LocationConstraint") in (None, "", "us-east-1", "standard"), resp
+    # docs/S3.md: GetBucketLocation answers the bucket's tier
+    assert resp.get("LocationConstraint") == "standard", resp
     with s3_error("NoSuchBucket", 404):
         s3.get_bucket_location(Bucket=unique("missing"))
 
@@ -147,6 +147,13 @@ def test_invalid_bucket_name(s3):
     for bad in ("Bad_Name", "ab", "-leading-dash", "a..b", "192.168.5.4"):
         with s3_error("InvalidBucketName", 400):
             s3.create_bucket(Bucket=bad)
+
+
+def test_reserved_bucket_names(s3):
+    # docs/S3.md: the names of the health and metrics endpoints are not bucket names
+    for reserved in ("healthz", "readyz", "metrics"):
+        with s3_error("InvalidBucketName", 400):
+            s3.create_bucket(Bucket=reserved)
 
 
 def test_missing_bucket_is_no_such_bucket(s3):

@@ -140,3 +140,51 @@ def test_error_bodies_are_s3_xml(server, s3, bucket):
     _check_error_shape(requests.get(url, timeout=10), "AccessDenied", 403)
     h = sign_headers("GET", url, "AKNOSUCHKEY000000000", "z" * 40)
     _check_error_shape(requests.get(url, headers=h, timeout=10), "InvalidAccessKeyId", 403)
+
+
+def _raw_request(method: str, path: str, host: str, headers: dict, body: bytes = b"") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (head + "\r\n").encode() + body
+
+
+def test_refused_put_with_expect_continue_keeps_the_connection_usable(server, s3, bucket):
+    """boto3 and the aws CLI send `Expect: 100-continue` with PUTs and, when a final status
+    arrives first, do not send the body and reuse the connection. The server must then either
+    announce `Connection: close` on that response (RFC 9110 §10.1.1) or answer the next
+    request on the connection correctly — not swallow its first bytes as the refused body."""
+    host = f"127.0.0.1:{server.port}"
+    ro = server.key_client(s3.coffer_user, "--read-only")
+    key = ro.coffer_key
+    body = b"overwritten"
+    for attempt in range(3):
+        put_url = f"{server.endpoint}/{bucket}/refused"
+        put_headers = sign_headers(
+            "PUT",
+            put_url,
+            key["access_key_id"],
+            key["secret_access_key"],
+            headers={"Content-Length": str(len(body)), "Expect": "100-continue"},
+            body=body,
+        )
+        list_url = f"{server.endpoint}/{bucket}?list-type=2"
+        list_headers = sign_headers("GET", list_url, key["access_key_id"], key["secret_access_key"])
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(_raw_request("PUT", f"/{bucket}/refused", host, put_headers))
+            status, headers, resp_body = _read_http_response(sock, deadline=time.monotonic() + 10)
+            assert status == 403, (status, resp_body)
+            assert parse_error_xml(resp_body)["Code"] == "AccessDenied"
+            if "close" in headers.get("connection", "").lower():
+                continue
+            # like botocore: no body (no 100 Continue was seen), next request on the same connection
+            sock.sendall(_raw_request("GET", f"/{bucket}?list-type=2", host, list_headers))
+            try:
+                status2, _, body2 = _read_http_response(sock, deadline=time.monotonic() + 5)
+            except (AssertionError, OSError) as e:
+                raise AssertionError(
+                    f"attempt {attempt}: the 403 did not say `Connection: close`, yet the next request on the "
+                    f"connection got no proper answer ({e!r})"
+                ) from None
+            assert status2 == 200 and b"ListBucketResult" in body2, (
+                f"attempt {attempt}: the request after a refused Expect: 100-continue PUT was answered "
+                f"{status2}: {body2[:300]!r} (the server read part of it as the refused body?)"
+            )

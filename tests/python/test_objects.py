@@ -293,3 +293,79 @@ def test_zero_byte_object(s3, bucket):
     assert head["ETag"] == '"d41d8cd98f00b204e9800998ecf8427e"'
     listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
     assert [(o["Key"], o["Size"]) for o in listed] == [("empty", 0)]
+
+
+# ---- further behaviour documented in docs/S3.md
+
+
+def test_key_length_limit(s3, bucket):
+    longest = "k" * 1024
+    s3.put_object(Bucket=bucket, Key=longest, Body=b"ok")
+    assert s3.get_object(Bucket=bucket, Key=longest)["Body"].read() == b"ok"
+    with s3_error("KeyTooLongError", 400):
+        s3.put_object(Bucket=bucket, Key="k" * 1025, Body=b"too long")
+
+
+def test_content_md5_not_an_md5_is_invalid_digest(s3, bucket):
+    with s3_error("InvalidDigest", 400):
+        s3.put_object(Bucket=bucket, Key="bad-digest", Body=b"abc", ContentMD5="not-a-digest")
+    with s3_error("NoSuchKey", 404):
+        s3.get_object(Bucket=bucket, Key="bad-digest")
+
+
+def test_put_if_none_match_star(s3, bucket):
+    resp = s3.put_object(Bucket=bucket, Key="once", Body=b"first", IfNoneMatch="*")
+    assert status_of(resp) == 200
+    with s3_error("PreconditionFailed", 412):
+        s3.put_object(Bucket=bucket, Key="once", Body=b"second", IfNoneMatch="*")
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"first"
+
+
+def test_copy_onto_itself(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="self", Body=b"same", Metadata={"v": "1"})
+    with s3_error("InvalidRequest", 400):
+        s3.copy_object(Bucket=bucket, Key="self", CopySource={"Bucket": bucket, "Key": "self"})
+    s3.copy_object(
+        Bucket=bucket,
+        Key="self",
+        CopySource={"Bucket": bucket, "Key": "self"},
+        MetadataDirective="REPLACE",
+        Metadata={"v": "2"},
+    )
+    got = s3.get_object(Bucket=bucket, Key="self")
+    assert got["Body"].read() == b"same" and got["Metadata"] == {"v": "2"}
+
+
+def test_response_header_overrides(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="o", Body=b"override me", ContentType="text/plain")
+    got = s3.get_object(
+        Bucket=bucket,
+        Key="o",
+        ResponseContentType="application/x-override",
+        ResponseContentDisposition='attachment; filename="o.bin"',
+        ResponseCacheControl="no-store",
+    )
+    assert got["Body"].read() == b"override me"
+    assert got["ContentType"] == "application/x-override"
+    assert got["ContentDisposition"] == 'attachment; filename="o.bin"'
+    assert got["CacheControl"] == "no-store"
+    assert s3.head_object(Bucket=bucket, Key="o")["ContentType"] == "text/plain"
+
+
+def test_standard_headers_are_kept(s3, bucket):
+    s3.put_object(
+        Bucket=bucket,
+        Key="h",
+        Body=b"headers",
+        ContentType="text/html",
+        ContentEncoding="identity",
+        ContentDisposition="inline",
+        ContentLanguage="fr-CA",
+        CacheControl="max-age=60",
+    )
+    head = s3.head_object(Bucket=bucket, Key="h")
+    assert head["ContentType"] == "text/html"
+    assert head["ContentEncoding"] == "identity"
+    assert head["ContentDisposition"] == "inline"
+    assert head["ContentLanguage"] == "fr-CA"
+    assert head["CacheControl"] == "max-age=60"

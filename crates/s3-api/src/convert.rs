@@ -82,6 +82,23 @@ pub fn conditions(
     }
 }
 
+/// The metadata stored from an input with the standard header fields (PutObject,
+/// CopyObject with REPLACE, CreateMultipartUpload): `object_meta!(input)`.
+#[macro_export]
+macro_rules! object_meta {
+    ($i:expr) => {
+        $crate::convert::object_meta(
+            $i.content_type,
+            $i.content_encoding,
+            $i.content_disposition,
+            $i.content_language,
+            $i.cache_control,
+            $i.expires,
+            $i.metadata,
+        )
+    };
+}
+
 /// The metadata a PUT, copy-with-REPLACE or multipart create stores.
 #[allow(clippy::too_many_arguments)]
 pub fn object_meta(

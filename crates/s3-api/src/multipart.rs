@@ -16,15 +16,7 @@ pub async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let c = caller(&req.extensions)?;
     let i = req.input;
-    let meta = convert::object_meta(
-        i.content_type,
-        i.content_encoding,
-        i.content_disposition,
-        i.content_language,
-        i.cache_control,
-        i.expires,
-        i.metadata,
-    );
+    let meta = crate::object_meta!(i);
     let id = gw.create_multipart_upload(c, &i.bucket, &i.key, meta).await.map_err(to_s3)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(i.bucket),

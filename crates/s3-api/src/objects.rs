@@ -12,15 +12,7 @@ use crate::error::to_s3;
 pub async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let c = caller(&req.extensions)?;
     let i = req.input;
-    let meta = convert::object_meta(
-        i.content_type,
-        i.content_encoding,
-        i.content_disposition,
-        i.content_language,
-        i.cache_control,
-        i.expires,
-        i.metadata,
-    );
+    let meta = crate::object_meta!(i);
     let input = PutInput {
         meta,
         content_md5: i.content_md5,
@@ -162,17 +154,7 @@ pub async fn copy_object(gw: &Gateway, req: S3Request<CopyObjectInput>) -> S3Res
         }
     };
     let input = CopyInput {
-        replace_meta: replace.then(|| {
-            convert::object_meta(
-                i.content_type,
-                i.content_encoding,
-                i.content_disposition,
-                i.content_language,
-                i.cache_control,
-                i.expires,
-                i.metadata,
-            )
-        }),
+        replace_meta: replace.then(|| crate::object_meta!(i)),
         source_conditions: convert::conditions(
             i.copy_source_if_match,
             i.copy_source_if_none_match,
