@@ -14,6 +14,10 @@
 #                 (default: scripts/s3-tests/selection.txt next to this script)
 #   TESTS_K       a pytest -k expression; when set it is used INSTEAD of the selection file
 #   KEEP_DATA=1   keep coffer's temp data dir and log after the run (printed at the end)
+#   S3TESTS_API_NAME  the "api_name" (LocationConstraint) of [s3 main]; default empty, which makes
+#                 the suite send CreateBucket without a LocationConstraint and skip
+#                 test_bucket_get_location. coffer treats a LocationConstraint as a storage tier
+#                 name, so "standard" (the default tier) is the only other value that works.
 #
 # What it does: picks a free port, starts `coffer serve` on a fresh temp data dir with a
 # known bootstrap admin key, creates the three users the suite needs ("s3 main", "s3 alt",
@@ -31,6 +35,7 @@ COFFER_BIN="${COFFER_BIN:-$repo/target/debug/coffer}"
 S3TESTS_VENV="${S3TESTS_VENV:-$(dirname "$S3TESTS_DIR")/venv}"
 SELECTION="${SELECTION:-$here/selection.txt}"
 
+export COLUMNS="${COLUMNS:-200}"   # wider pytest summary lines (failure reasons not cut)
 say() { printf '\n== %s\n' "$*" >&2; }
 
 # --- coffer binary -------------------------------------------------------------------
@@ -57,7 +62,8 @@ log="$work/coffer.log"
 mkdir -p "$data"
 port="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 
-# The bootstrap platform admin; only used to prove the server is up, never by the tests.
+# The bootstrap platform admin coffer creates on start (otherwise it generates and prints one).
+# The tests never use it; they use the three users created below.
 export COFFER_ADMIN_ACCESS_KEY="CKS3TESTSBOOTSTRAP00"
 export COFFER_ADMIN_SECRET_KEY="s3tests-bootstrap-secret-$(date +%s)-$RANDOM"
 export RUST_LOG="${RUST_LOG:-info}"
@@ -106,7 +112,7 @@ done
 # --- s3tests.conf -------------------------------------------------------------------------
 # user_id/display_name: coffer reports the user name as the owner ID and display name, so the
 # tests that compare Owner.ID / DisplayName against the config get the names.
-# api_name is empty: create_bucket is sent without a LocationConstraint.
+# api_name: see S3TESTS_API_NAME above.
 cat >"$conf" <<EOF
 [DEFAULT]
 host = 127.0.0.1
@@ -121,7 +127,7 @@ bucket prefix = s3t-{random}-
 display_name = s3main
 user_id = s3main
 email = s3main@example.com
-api_name =
+api_name = ${S3TESTS_API_NAME:-}
 access_key = ${AK[s3main]}
 secret_key = ${SK[s3main]}
 
@@ -187,7 +193,7 @@ set +e
 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" \
 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
 S3TEST_CONF="$conf" \
-  "$PY" -m pytest -p no:cacheprovider -q -rfE --tb="${PYTEST_TB:-short}" "${args[@]}" "$@"
+  "$PY" -m pytest -p no:cacheprovider -q -rfEs --tb="${PYTEST_TB:-short}" "${args[@]}" "$@"
 rc=$?
 set -e
 exit $rc

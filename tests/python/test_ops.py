@@ -8,6 +8,7 @@ import re
 import signal
 import time
 
+import pytest
 import requests
 
 from conftest import SlowPut, files_under, s3_error, unique
@@ -164,3 +165,20 @@ def test_graceful_shutdown_finishes_in_flight_put(own_server):
     client = srv.client(key["access_key_id"], key["secret_access_key"])
     assert client.get_object(Bucket=b, Key="slow")["Body"].read() == b"".join(chunks)
     assert files_under(srv.objects_dir / ".tmp") == {}
+
+
+@pytest.mark.parametrize("own_server", ["postgres"], indirect=True)
+def test_readyz_fails_when_the_database_is_gone(own_server):
+    srv = own_server
+    assert requests.get(srv.endpoint + "/readyz", timeout=5).status_code == 200
+    srv.store.drop()  # DROP DATABASE … WITH (FORCE) under the running server
+    deadline = time.monotonic() + 10
+    status = 200
+    while time.monotonic() < deadline:
+        status = requests.get(srv.endpoint + "/readyz", timeout=5).status_code
+        if status != 200:
+            break
+        time.sleep(0.1)
+    assert status >= 500, f"/readyz answered {status} with the metadata database gone"
+    # liveness is not readiness: the process itself is fine
+    assert requests.get(srv.endpoint + "/healthz", timeout=5).status_code == 200

@@ -7,6 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -17,7 +18,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use coffer_gateway::Gateway;
 use coffer_s3_api::{OperationName, refuse_unsupported};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -121,16 +121,22 @@ fn router(state: AppState) -> Router {
         tracing::error!(error = ?e, "S3 service error");
         StatusCode::INTERNAL_SERVER_ERROR
     });
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback_service(s3)
-        .layer(middleware::from_fn_with_state(state.clone(), around_request))
-        .with_state(state)
+    // `/healthz`, `/readyz` and `/metrics` are answered in `around_request` for GET only, so
+    // every other request on those paths still reaches the S3 API (and gets S3 errors).
+    Router::new().fallback_service(s3).layer(middleware::from_fn_with_state(state, around_request))
 }
 
-async fn readyz(State(st): State<AppState>) -> Response {
+/// The plain routes: GET `/healthz`, `/readyz`, `/metrics`.
+async fn plain_route(st: &AppState, path: &str) -> Option<Response> {
+    match path {
+        "/healthz" => Some((StatusCode::OK, "ok\n").into_response()),
+        "/readyz" => Some(readyz(st).await),
+        "/metrics" => Some(metrics(st)),
+        _ => None,
+    }
+}
+
+async fn readyz(st: &AppState) -> Response {
     match st.gateway.check_ready().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
@@ -140,12 +146,8 @@ async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
+fn metrics(st: &AppState) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
-}
-
-fn is_plain_route(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// A fresh request id: 16 upper-case hex digits, like S3's.
@@ -166,22 +168,34 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        if is_plain_route(&path) && method == http::Method::GET {
-            return next.run(req).await;
+        if method == http::Method::GET
+            && let Some(resp) = plain_route(&st, &path).await
+        {
+            return resp;
         }
         let op = OperationName::default();
         req.extensions_mut().insert(op.clone());
+        let has_body = declares_body(req.headers());
+        let body_done = Arc::new(AtomicBool::new(false));
         let mut resp = match refuse_unsupported(req.method(), req.uri(), req.headers()) {
             Err(e) => xml_error(&e, &id),
             Ok(()) => {
                 let metrics = st.metrics.clone();
-                let req =
-                    req.map(|b| Body::new(Counted { inner: b, on_data: Box::new(move |n| metrics.add_bytes_in(n)) }));
+                let done = body_done.clone();
+                let req = req.map(|b| Body::new(Counted::new(b, move |n| metrics.add_bytes_in(n), Some(done))));
                 next.run(req).await
             }
         };
-        if resp.status().as_u16() >= 400 && method != http::Method::HEAD {
-            resp = complete_error(resp, &id).await;
+        if resp.status().as_u16() >= 400 {
+            if method != http::Method::HEAD {
+                resp = complete_error(resp, &id).await;
+            }
+            // Refused before its body was read (often without a `100 Continue`, so the client
+            // never sent it): close the connection rather than read the next request as this
+            // one's body.
+            if has_body && !body_done.load(Ordering::Acquire) {
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
         }
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert("x-amz-request-id", v);
@@ -199,7 +213,7 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
             "request"
         );
         let metrics = st.metrics.clone();
-        resp.map(|b| Body::new(Counted { inner: b, on_data: Box::new(move |n| metrics.add_bytes_out(n)) }))
+        resp.map(|b| Body::new(Counted::new(b, move |n| metrics.add_bytes_out(n), None)))
     }
     .instrument(span)
     .await
@@ -246,10 +260,24 @@ fn xml_error(e: &s3s::S3Error, request_id: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
 
-/// A body that reports the size of every data frame as it passes.
+/// Does the request announce a body (a non-zero `Content-Length`, or chunked)?
+fn declares_body(h: &http::HeaderMap) -> bool {
+    h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0")
+}
+
+/// A body that reports the size of every data frame as it passes, and optionally when it
+/// has been read to the end.
 struct Counted {
     inner: Body,
     on_data: Box<dyn Fn(u64) + Send + Sync>,
+    done: Option<Arc<AtomicBool>>,
+}
+
+impl Counted {
+    fn new(inner: Body, on_data: impl Fn(u64) + Send + Sync + 'static, done: Option<Arc<AtomicBool>>) -> Self {
+        Self { inner, on_data: Box::new(on_data), done }
+    }
 }
 
 impl HttpBody for Counted {
@@ -262,10 +290,18 @@ impl HttpBody for Counted {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            (this.on_data)(data.len() as u64);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    (this.on_data)(data.len() as u64);
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(d) = &this.done {
+                    d.store(true, Ordering::Release);
+                }
+            }
+            _ => {}
         }
         polled
     }

@@ -20,7 +20,7 @@ fn refuse(what: &'static str, value: &str, reason: &'static str) -> NameError {
 
 /// A bucket name following the AWS general-purpose bucket naming rules:
 /// 3–63 characters of lowercase letters, digits, `.` and `-`; starting and ending with a
-/// letter or digit; no `..`; not shaped like an IP address; none of the reserved prefixes
+/// letter or digit; no `..`, `.-` or `-.`; not shaped like an IP address; none of the reserved prefixes
 /// (`xn--`, `sthree-`, `amzn-s3-demo-`) or suffixes (`-s3alias`, `--ol-s3`, `.mrap`, `--x-s3`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -41,6 +41,9 @@ impl BucketName {
         }
         if s.contains("..") {
             return Err(refuse(W, s, "must not contain two adjacent periods"));
+        }
+        if s.contains(".-") || s.contains("-.") {
+            return Err(refuse(W, s, "each dot-separated label must begin and end with a letter or digit"));
         }
         if s.parse::<std::net::Ipv4Addr>().is_ok() {
             return Err(refuse(W, s, "must not be formatted as an IP address"));
@@ -228,6 +231,8 @@ mod tests {
             "abc--ol-s3",
             "abc.mrap",
             "bucket with space",
+            "foo.-bar",
+            "foo-.bar",
             "",
         ];
         for n in bad {

@@ -33,6 +33,10 @@ pub struct Conditions {
     pub if_unmodified_since: Option<SystemTime>,
 }
 
+fn not_modified(info: &ObjectInfo) -> Error {
+    Error::NotModified { etag: info.etag.clone(), last_modified: info.last_modified }
+}
+
 /// HTTP dates have whole seconds; compare at that precision.
 fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -57,11 +61,11 @@ impl Conditions {
             }
         }
         match &self.if_none_match {
-            Some(m) if m.matches(&info.etag) => return Err(Error::NotModified),
+            Some(m) if m.matches(&info.etag) => return Err(not_modified(info)),
             Some(_) => {}
             None => {
                 if self.if_modified_since.is_some_and(|t| modified <= secs(t)) {
-                    return Err(Error::NotModified);
+                    return Err(not_modified(info));
                 }
             }
         }
@@ -71,7 +75,7 @@ impl Conditions {
     /// For the source of a copy: every failure is `PreconditionFailed`.
     pub fn check_copy_source(&self, info: &ObjectInfo) -> Result<()> {
         match self.check_read(info) {
-            Err(Error::NotModified) => Err(Error::PreconditionFailed),
+            Err(Error::NotModified { .. }) => Err(Error::PreconditionFailed),
             other => other,
         }
     }
@@ -151,7 +155,7 @@ mod tests {
             let got = match cond.check_read(&obj) {
                 Ok(()) => Ok(()),
                 Err(Error::PreconditionFailed) => Err("412"),
-                Err(Error::NotModified) => Err("304"),
+                Err(Error::NotModified { .. }) => Err("304"),
                 Err(e) => panic!("row {i}: unexpected {e}"),
             };
             assert_eq!(got, want, "row {i}");

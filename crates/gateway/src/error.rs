@@ -52,8 +52,9 @@ pub enum Error {
     InvalidRange,
     #[error("a precondition failed")]
     PreconditionFailed,
+    /// 304: carries what the response still reports (`ETag`, `Last-Modified`).
     #[error("not modified")]
-    NotModified,
+    NotModified { etag: String, last_modified: std::time::SystemTime },
     /// An administrative lookup found nothing (user, grant, key).
     #[error("{0}")]
     NotFound(String),

@@ -15,6 +15,18 @@ fn check_part_number(n: i64) -> Result<u32> {
     }
 }
 
+/// The ETag S3 gives the object completed from these parts: the MD5 of the parts' binary
+/// MD5s, then `-N`. `None` if a part's ETag is not an MD5.
+fn multipart_etag(parts: &[(u32, String)]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut h = Md5::new();
+    for (_, etag) in parts {
+        let raw = hex::decode(etag).ok().filter(|b| b.len() == 16)?;
+        h.update(raw);
+    }
+    Some(format!("{}-{}", hex::encode(h.finalize()), parts.len()))
+}
+
 impl Gateway {
     pub async fn create_multipart_upload(
         &self,
@@ -61,8 +73,13 @@ impl Gateway {
         let part_number = check_part_number(part_number)?;
         let (sb, db) = self.authorize_copy(caller, src, dst).await?;
         let source = self.tier(&sb.tier)?;
-        if !source_conditions.is_empty() {
-            source_conditions.check_copy_source(&source.head_object(src.0, src.1).await?)?;
+        let info = source.head_object(src.0, src.1).await?;
+        source_conditions.check_copy_source(&info)?;
+        // Unlike a GET's Range, a copy-source range must lie within the source.
+        if let Some(ByteRange::FromTo { first, last }) = range
+            && (first >= info.size || last.is_some_and(|l| l >= info.size))
+        {
+            return Err(Error::InvalidRange);
         }
         let (_, (start, end), body) = source.get_object(src.0, src.1, range).await?;
         let checks = self.checks(None, Some(end - start))?;
@@ -91,7 +108,15 @@ impl Gateway {
         if !conditions.is_empty() {
             conditions.check_write(optional(backend.head_object(bucket, key).await)?.as_ref())?;
         }
-        Ok(backend.complete_multipart_upload(bucket, key, upload_id, &list).await?)
+        match backend.complete_multipart_upload(bucket, key, upload_id, &list).await {
+            // A retried complete (the first answer was lost) finds the upload gone; if the
+            // object is the one these parts make, answer as the first time, as S3 does.
+            Err(coffer_backend::Error::NoSuchUpload) => match optional(backend.head_object(bucket, key).await)? {
+                Some(info) if multipart_etag(&list).is_some_and(|e| e == info.etag) => Ok(info),
+                _ => Err(Error::NoSuchUpload),
+            },
+            other => Ok(other?),
+        }
     }
 
     pub async fn abort_multipart_upload(
@@ -163,5 +188,25 @@ impl Gateway {
         let truncated = rest.len() > max;
         rest.truncate(max);
         Ok((rest, truncated))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_etags_are_md5_of_md5s() {
+        // Two parts whose MD5s are those of "a" and "b".
+        let parts = vec![
+            (1, "0cc175b9c0f1b6a831c399e269772661".to_owned()),
+            (2, "92eb5ffee6ae2fec3ad71c777531578f".to_owned()),
+        ];
+        let mut concat = hex::decode(&parts[0].1).unwrap();
+        concat.extend(hex::decode(&parts[1].1).unwrap());
+        use md5::{Digest, Md5};
+        let want = format!("{}-2", hex::encode(Md5::digest(&concat)));
+        assert_eq!(multipart_etag(&parts).unwrap(), want);
+        assert_eq!(multipart_etag(&[(1, "not-md5".into())]), None);
     }
 }

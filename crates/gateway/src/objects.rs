@@ -170,13 +170,20 @@ impl Gateway {
         Ok(self.tier(&db.tier)?.put_object(dst.0, dst.1, meta, body, checks).await?)
     }
 
-    /// ListObjects / ListObjectsV2 / ListObjectVersions: one page.
-    pub async fn list_objects(&self, caller: &Caller, bucket: &str, query: &ListQuery) -> Result<ListPage> {
+    /// ListObjects / ListObjectsV2 / ListObjectVersions: one page, and the bucket (its
+    /// owner is the objects' owner).
+    pub async fn list_objects(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        query: &ListQuery,
+    ) -> Result<(coffer_core::Bucket, ListPage)> {
         let b = self.authorize(caller, bucket, None, Action::List).await?;
         if query.max_keys == 0 {
-            return Ok(ListPage::default());
+            return Ok((b, ListPage::default()));
         }
-        Ok(self.tier(&b.tier)?.list_objects(bucket, query).await?)
+        let page = self.tier(&b.tier)?.list_objects(bucket, query).await?;
+        Ok((b, page))
     }
 }
 

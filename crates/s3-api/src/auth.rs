@@ -63,11 +63,16 @@ pub fn caller(ext: &http::Extensions) -> S3Result<&Caller> {
     ext.get::<Caller>().ok_or_else(|| S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied"))
 }
 
+/// The longest validity of a presigned URL: one week, as AWS.
+const MAX_PRESIGNED_EXPIRY: i64 = 604_800;
+
 /// Requests coffer refuses before s3s reads anything:
 /// - Signature Version 2 (header `Authorization: AWS id:sig`, or a presigned query with
 ///   `AWSAccessKeyId` / `Signature`): 400 `InvalidRequest`, as AWS answers in SigV4-only regions;
 /// - browser POST-form uploads (`multipart/form-data` POSTs), which s3s would buffer in
-///   memory: 501 `NotImplemented`.
+///   memory: 501 `NotImplemented`;
+/// - CORS preflights (`OPTIONS`): 400 without an `Origin`, 403 with one (no CORS rules);
+/// - presigned URLs valid for less than 0 or more than 604800 seconds: 403 `AccessDenied`.
 pub fn refuse_unsupported(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), S3Error> {
     let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     let query = uri.query().unwrap_or("");
@@ -76,6 +81,25 @@ pub fn refuse_unsupported(method: &Method, uri: &Uri, headers: &HeaderMap) -> Re
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+        ));
+    }
+    if method == Method::OPTIONS {
+        // A CORS preflight. coffer has no CORS configuration: AWS's answers without one.
+        return Err(if headers.contains_key(http::header::ORIGIN) {
+            S3Error::with_message(S3ErrorCode::AccessDenied, "CORSResponse: CORS is not enabled for this bucket.")
+        } else {
+            S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "Insufficient information. Origin request header needed.",
+            )
+        });
+    }
+    if let Some(expires) = query.split('&').find_map(|p| p.strip_prefix("X-Amz-Expires="))
+        && !expires.parse::<i64>().is_ok_and(|n| (0..=MAX_PRESIGNED_EXPIRY).contains(&n))
+    {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "X-Amz-Expires must be a number of seconds from 0 to 604800 (one week)",
         ));
     }
     let form = headers
@@ -118,5 +142,13 @@ mod tests {
         assert_eq!(check(Method::GET, "/b/k", &[("authorization", v4)]), None);
         assert_eq!(check(Method::GET, "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab", &[]), None);
         assert_eq!(check(Method::POST, "/b?delete", &[("content-type", "application/xml")]), None);
+        assert_eq!(check(Method::OPTIONS, "/b/k", &[]).as_deref(), Some("InvalidRequest"));
+        assert_eq!(check(Method::OPTIONS, "/b/k", &[("origin", "http://x")]).as_deref(), Some("AccessDenied"));
+        for bad in ["-7", "609901", "x"] {
+            let uri = format!("/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={bad}&X-Amz-Signature=ab");
+            assert_eq!(check(Method::GET, &uri, &[]).as_deref(), Some("AccessDenied"), "{bad}");
+        }
+        let ok = "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=604800&X-Amz-Signature=ab";
+        assert_eq!(check(Method::GET, ok, &[]), None);
     }
 }

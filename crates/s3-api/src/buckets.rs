@@ -12,9 +12,32 @@ fn created(t: i64) -> Timestamp {
     timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64))
 }
 
+/// ListBuckets, with AWS's optional paging (`max-buckets`, `continuation-token`) and `prefix`.
 pub async fn list_buckets(gw: &Gateway, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
     let c = caller(&req.extensions)?;
-    let buckets = gw.list_buckets(c).await.map_err(to_s3)?;
+    let i = &req.input;
+    let max = match i.max_buckets {
+        None => usize::MAX,
+        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(s3s::S3Error::with_message(
+                s3s::S3ErrorCode::InvalidArgument,
+                "max-buckets must be between 1 and 10000",
+            ));
+        }
+    };
+    let prefix = i.prefix.as_deref().unwrap_or("");
+    let after = i.continuation_token.as_deref().unwrap_or("");
+    let mut buckets: Vec<_> = gw
+        .list_buckets(c)
+        .await
+        .map_err(to_s3)?
+        .into_iter()
+        .filter(|b| b.name.as_str().starts_with(prefix) && b.name.as_str() > after)
+        .collect();
+    let more = buckets.len() > max;
+    buckets.truncate(max);
+    let token = more.then(|| buckets.last().map(|b| b.name.to_string())).flatten();
     let list = buckets
         .into_iter()
         .map(|b| Bucket {
@@ -26,7 +49,8 @@ pub async fn list_buckets(gw: &Gateway, req: S3Request<ListBucketsInput>) -> S3R
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(list),
         owner: Some(Owner { display_name: Some(c.principal.name.clone()), id: Some(c.principal.name.clone()) }),
-        ..Default::default()
+        continuation_token: token,
+        prefix: i.prefix.clone(),
     }))
 }
 
@@ -61,5 +85,8 @@ pub async fn get_bucket_location(
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
     let c = caller(&req.extensions)?;
     let tier = gw.get_bucket_location(c, &req.input.bucket).await.map_err(to_s3)?;
-    Ok(S3Response::new(GetBucketLocationOutput { location_constraint: Some(BucketLocationConstraint::from(tier)) }))
+    // The default tier answers as AWS's default region does: no constraint. SDKs and tools
+    // (s3cmd, rclone) read this value as a region.
+    let location_constraint = (tier != gw.default_tier()).then(|| BucketLocationConstraint::from(tier));
+    Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
 }

@@ -117,7 +117,7 @@ pub fn object_meta(
     });
     ObjectMeta {
         content_type,
-        content_encoding,
+        content_encoding: content_encoding.and_then(|e| stored_content_encoding(&e)),
         content_disposition,
         content_language,
         cache_control,
@@ -128,6 +128,13 @@ pub fn object_meta(
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect::<BTreeMap<_, _>>(),
     }
+}
+
+/// `aws-chunked` describes how the request body was sent, not the object: it is not stored.
+fn stored_content_encoding(e: &str) -> Option<String> {
+    let kept: Vec<&str> =
+        e.split(',').map(str::trim).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked")).collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 pub fn metadata(meta: &ObjectMeta) -> Option<Metadata> {
@@ -155,6 +162,15 @@ mod tests {
         assert!(copy_source_range("bytes=9-0").is_err());
         assert!(copy_source_range("0-9").is_err());
         assert!(copy_source_range("bytes=-5").is_err());
+    }
+
+    #[test]
+    fn aws_chunked_is_not_a_stored_content_encoding() {
+        assert_eq!(stored_content_encoding("gzip"), Some("gzip".into()));
+        assert_eq!(stored_content_encoding("gzip, aws-chunked"), Some("gzip".into()));
+        assert_eq!(stored_content_encoding("aws-chunked,gzip"), Some("gzip".into()));
+        assert_eq!(stored_content_encoding("aws-chunked"), None);
+        assert_eq!(stored_content_encoding("aws-chunked, aws-chunked"), None);
     }
 
     #[test]

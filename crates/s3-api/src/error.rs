@@ -55,7 +55,22 @@ pub fn to_s3(e: Error) -> S3Error {
         Error::PreconditionFailed => {
             (C::PreconditionFailed, "At least one of the pre-conditions you specified did not hold".into())
         }
-        Error::NotModified => (C::NotModified, "Not Modified".into()),
+        Error::NotModified { etag, last_modified } => {
+            // A 304 still names the representation (RFC 9110 §15.4.5).
+            let mut e = S3Error::with_message(C::NotModified, "Not Modified");
+            let mut headers = http::HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {
+                headers.insert(http::header::ETAG, v);
+            }
+            let mut date = Vec::new();
+            if s3s::dto::Timestamp::from(last_modified).format(s3s::dto::TimestampFormat::HttpDate, &mut date).is_ok()
+                && let Ok(v) = http::HeaderValue::from_bytes(&date)
+            {
+                headers.insert(http::header::LAST_MODIFIED, v);
+            }
+            e.set_headers(headers);
+            return e;
+        }
         Error::NotFound(m) => (C::InvalidArgument, m),
         Error::Conflict(m) | Error::InUse(m) => (C::OperationAborted, m),
         Error::Body(m) => {
@@ -98,7 +113,7 @@ mod tests {
             (Error::InvalidPartOrder, "InvalidPartOrder", 400),
             (Error::InvalidRange, "InvalidRange", 416),
             (Error::PreconditionFailed, "PreconditionFailed", 412),
-            (Error::NotModified, "NotModified", 304),
+            (Error::NotModified { etag: "e".into(), last_modified: std::time::UNIX_EPOCH }, "NotModified", 304),
             (Error::BadDigest, "BadDigest", 400),
             (Error::Internal("secret detail".into()), "InternalError", 500),
         ];

@@ -21,8 +21,21 @@ fn max_keys(n: Option<i32>) -> S3Result<usize> {
     }
 }
 
-/// `encoding-type=url`: keys and prefixes come back percent-encoded.
+/// `encoding-type=url`: keys and prefixes come back percent-encoded, as AWS does it: every
+/// byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`) and `/`.
 struct Encoder(bool);
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 impl Encoder {
     fn new(t: Option<&EncodingType>) -> S3Result<Self> {
@@ -35,7 +48,7 @@ impl Encoder {
         }
     }
     fn enc(&self, s: &str) -> String {
-        if self.0 { urlencoding::encode(s).into_owned() } else { s.to_owned() }
+        if self.0 { url_encode(s) } else { s.to_owned() }
     }
     fn opt(&self, s: Option<&str>) -> Option<String> {
         s.map(|s| self.enc(s))
@@ -50,7 +63,7 @@ async fn page(
     delimiter: Option<&str>,
     start_after: Option<String>,
     max: usize,
-) -> S3Result<ListPage> {
+) -> S3Result<(coffer_core::Bucket, ListPage)> {
     let c = caller(ext)?;
     let query = ListQuery {
         prefix: prefix.unwrap_or("").to_owned(),
@@ -68,9 +81,19 @@ fn last_name(page: &ListPage) -> Option<String> {
     })
 }
 
-fn object(o: &ObjectInfo, enc: &Encoder) -> Object {
+fn owner(bucket: &coffer_core::Bucket) -> Owner {
+    Owner { display_name: Some(bucket.owner.clone()), id: Some(bucket.owner.clone()) }
+}
+
+/// An empty delimiter is no delimiter, and is not echoed.
+fn delimiter(d: Option<&str>) -> Option<&str> {
+    d.filter(|d| !d.is_empty())
+}
+
+fn object(o: &ObjectInfo, enc: &Encoder, owner: Option<&Owner>) -> Object {
     Object {
         key: Some(enc.enc(&o.key)),
+        owner: owner.cloned(),
         size: Some(crate::convert::size(o)),
         e_tag: Some(etag(&o.etag)),
         last_modified: Some(timestamp(o.last_modified)),
@@ -79,12 +102,12 @@ fn object(o: &ObjectInfo, enc: &Encoder) -> Object {
     }
 }
 
-fn split(page: &ListPage, enc: &Encoder) -> (Vec<Object>, Vec<CommonPrefix>) {
+fn split(page: &ListPage, enc: &Encoder, owner: Option<&Owner>) -> (Vec<Object>, Vec<CommonPrefix>) {
     let mut objects = Vec::new();
     let mut prefixes = Vec::new();
     for e in &page.entries {
         match e {
-            ListEntry::Object(o) => objects.push(object(o, enc)),
+            ListEntry::Object(o) => objects.push(object(o, enc, owner)),
             ListEntry::CommonPrefix(p) => prefixes.push(CommonPrefix { prefix: Some(enc.enc(p)) }),
         }
     }
@@ -96,13 +119,15 @@ pub async fn list_objects(gw: &Gateway, req: S3Request<ListObjectsInput>) -> S3R
     let enc = Encoder::new(i.encoding_type.as_ref())?;
     let max = max_keys(i.max_keys)?;
     let marker = i.marker.clone().filter(|m| !m.is_empty());
-    let p = page(gw, &req.extensions, &i.bucket, i.prefix.as_deref(), i.delimiter.as_deref(), marker, max).await?;
-    let (contents, prefixes) = split(&p, &enc);
+    let (b, p) = page(gw, &req.extensions, &i.bucket, i.prefix.as_deref(), i.delimiter.as_deref(), marker, max).await?;
+    // V1 lists owners by default.
+    let (contents, prefixes) = split(&p, &enc, Some(&owner(&b)));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(i.bucket.clone()),
-        prefix: Some(enc.enc(i.prefix.as_deref().unwrap_or(""))),
+        // SDKs do not decode V1's Prefix (it is the request's, echoed), so it is not encoded.
+        prefix: Some(i.prefix.clone().unwrap_or_default()),
         marker: Some(enc.enc(i.marker.as_deref().unwrap_or(""))),
-        delimiter: enc.opt(i.delimiter.as_deref()),
+        delimiter: enc.opt(delimiter(i.delimiter.as_deref())),
         max_keys: Some(max as i32),
         is_truncated: Some(p.is_truncated),
         next_marker: if p.is_truncated { enc.opt(last_name(&p).as_deref()) } else { None },
@@ -126,12 +151,13 @@ pub async fn list_objects_v2(
         })?),
         None => i.start_after.clone().filter(|s| !s.is_empty()),
     };
-    let p = page(gw, &req.extensions, &i.bucket, i.prefix.as_deref(), i.delimiter.as_deref(), after, max).await?;
-    let (contents, prefixes) = split(&p, &enc);
+    let (b, p) = page(gw, &req.extensions, &i.bucket, i.prefix.as_deref(), i.delimiter.as_deref(), after, max).await?;
+    let owner = i.fetch_owner.unwrap_or(false).then(|| owner(&b));
+    let (contents, prefixes) = split(&p, &enc, owner.as_ref());
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(i.bucket.clone()),
         prefix: Some(enc.enc(i.prefix.as_deref().unwrap_or(""))),
-        delimiter: enc.opt(i.delimiter.as_deref()),
+        delimiter: enc.opt(delimiter(i.delimiter.as_deref())),
         max_keys: Some(max as i32),
         key_count: Some(p.entries.len() as i32),
         continuation_token: i.continuation_token.clone(),
@@ -153,7 +179,8 @@ pub async fn list_object_versions(
     let enc = Encoder::new(i.encoding_type.as_ref())?;
     let max = max_keys(i.max_keys)?;
     let marker = i.key_marker.clone().filter(|m| !m.is_empty());
-    let p = page(gw, &req.extensions, &i.bucket, i.prefix.as_deref(), i.delimiter.as_deref(), marker, max).await?;
+    let (b, p) = page(gw, &req.extensions, &i.bucket, i.prefix.as_deref(), i.delimiter.as_deref(), marker, max).await?;
+    let owner = owner(&b);
     let mut versions = Vec::new();
     let mut prefixes = Vec::new();
     for e in &p.entries {
@@ -162,6 +189,7 @@ pub async fn list_object_versions(
                 key: Some(enc.enc(&o.key)),
                 version_id: Some("null".into()),
                 is_latest: Some(true),
+                owner: Some(owner.clone()),
                 size: Some(crate::convert::size(o)),
                 e_tag: Some(etag(&o.etag)),
                 last_modified: Some(timestamp(o.last_modified)),
@@ -174,7 +202,7 @@ pub async fn list_object_versions(
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(i.bucket.clone()),
         prefix: Some(enc.enc(i.prefix.as_deref().unwrap_or(""))),
-        delimiter: enc.opt(i.delimiter.as_deref()),
+        delimiter: enc.opt(delimiter(i.delimiter.as_deref())),
         key_marker: Some(enc.enc(i.key_marker.as_deref().unwrap_or(""))),
         version_id_marker: i.version_id_marker.clone(),
         max_keys: Some(max as i32),
@@ -186,4 +214,17 @@ pub async fn list_object_versions(
         encoding_type: i.encoding_type.clone(),
         ..Default::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_keeps_slashes_and_unreserved() {
+        assert_eq!(url_encode("foo+1/bar baz/"), "foo%2B1/bar%20baz/");
+        assert_eq!(url_encode("a-b_c.d~e"), "a-b_c.d~e");
+        assert_eq!(url_encode("é "), "%C3%A9%20");
+        assert_eq!(url_encode("\n"), "%0A");
+    }
 }
