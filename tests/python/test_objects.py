@@ -369,3 +369,10 @@ def test_standard_headers_are_kept(s3, bucket):
     assert head["ContentDisposition"] == "inline"
     assert head["ContentLanguage"] == "fr-CA"
     assert head["CacheControl"] == "max-age=60"
+
+
+def test_an_object_stored_without_a_content_type_is_binary_octet_stream(s3, bucket):
+    # boto3 sends no Content-Type when none is given; S3 answers its default.
+    s3.put_object(Bucket=bucket, Key="untyped", Body=b"x")
+    assert s3.head_object(Bucket=bucket, Key="untyped")["ContentType"] == "binary/octet-stream"
+    assert s3.get_object(Bucket=bucket, Key="untyped")["ContentType"] == "binary/octet-stream"

@@ -37,6 +37,9 @@ pub use authorize::Caller;
 pub use conditions::Conditions;
 pub use error::{Error, Result};
 
+/// How long each readiness check may take.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
 /// The gateway: everything a use case needs, built once at start-up.
 pub struct Gateway {
     store: Arc<dyn MetadataStore>,
@@ -93,11 +96,16 @@ impl Gateway {
         self.tiers.get(name).ok_or_else(|| Error::Internal(format!("bucket on unknown tier {name:?}")))
     }
 
-    /// Readiness: the store answers and every tier's backend is usable.
+    /// Readiness: the store answers and every tier's backend is usable, each within
+    /// [`READY_TIMEOUT`] (a probe must answer before Kubernetes' default 1 s probe timeout).
     pub async fn check_ready(&self) -> Result<()> {
-        self.store.ping().await?;
+        let timed_out = |what: &str| Error::Unavailable(format!("{what} did not answer within {READY_TIMEOUT:?}"));
+        tokio::time::timeout(READY_TIMEOUT, self.store.ping()).await.map_err(|_| timed_out("the metadata store"))??;
         for (name, b) in &self.tiers {
-            b.check().await.map_err(|e| Error::Unavailable(format!("tier {name}: {e}")))?;
+            tokio::time::timeout(READY_TIMEOUT, b.check())
+                .await
+                .map_err(|_| timed_out(&format!("tier {name}")))?
+                .map_err(|e| Error::Unavailable(format!("tier {name}: {e}")))?;
         }
         Ok(())
     }

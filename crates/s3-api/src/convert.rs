@@ -137,6 +137,12 @@ fn stored_content_encoding(e: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(", "))
 }
 
+/// The Content-Type answered for an object: as stored, or S3's default for objects stored
+/// without one.
+pub fn content_type(meta: &ObjectMeta) -> String {
+    meta.content_type.clone().unwrap_or_else(|| "binary/octet-stream".to_owned())
+}
+
 pub fn metadata(meta: &ObjectMeta) -> Option<Metadata> {
     if meta.user_metadata.is_empty() {
         return None;
