@@ -279,6 +279,9 @@ def test_expired_key(server, s3, bucket):
         short.get_object(Bucket=bucket, Key="k")
     with s3_error("AccessDenied", 403):
         short.list_objects_v2(Bucket=bucket)
+    # refused outright, not answered with an empty bucket list
+    with s3_error("AccessDenied", 403):
+        short.list_buckets()
     assert long.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
 
 

@@ -52,9 +52,14 @@ impl Gateway {
         Ok(self.key_entry(access_key_id).await?.secret.clone())
     }
 
-    /// The caller behind an access key whose signature has been verified.
+    /// The caller behind an access key whose signature has been verified. An expired key
+    /// is refused here, for every operation (`AccessDenied`).
     pub async fn caller_for_key(&self, access_key_id: &str) -> Result<Caller> {
         let e = self.key_entry(access_key_id).await?;
+        if e.key.narrowing.expires_at.is_some_and(|t| now() >= t) {
+            tracing::info!(target: "coffer::audit", access_key_id, allowed = false, rule = "the credential has expired", "authorization decision");
+            return Err(Error::AccessDenied);
+        }
         Ok(Caller {
             principal: e.user.principal(),
             narrowing: e.key.narrowing.clone(),
