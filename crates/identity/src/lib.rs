@@ -2,17 +2,22 @@
 //!
 //! Who is calling. For now: long-term SigV4 access keys — generating their ids and secrets,
 //! and sealing secrets with the server key so that the metadata store never holds one in
-//! plain text. (OIDC, trusted headers, service-account tokens and STS sessions come here
-//! too.)
+//! plain text — and OpenID Connect bearer tokens. (Trusted headers, service-account tokens
+//! and STS sessions come here too.)
 //!
 //! ## Layout
 //! - [`keys`] — [`generate_access_key`]: an id like AWS's (`CK` + 18 characters) and a
 //!   40-character secret.
 //! - [`seal`] — [`ServerKey`]: XChaCha20-Poly1305 with the access key id as associated data,
 //!   so a sealed secret cannot be moved to another key's row.
+//! - [`oidc`] — [`OidcVerifier`]: OpenID Connect bearer tokens from configured issuers
+//!   (pinned algorithms, audiences, JWKS by discovery, URL or file, cached and refetched on
+//!   rotation), mapped to a user name and groups, Keycloak roles included.
 
 pub mod keys;
+pub mod oidc;
 pub mod seal;
 
 pub use keys::{GeneratedKey, generate_access_key};
+pub use oidc::{IssuerConfig, OidcVerifier, TokenError, TokenIdentity};
 pub use seal::{SealError, ServerKey};
