@@ -812,3 +812,141 @@ async fn puts_survive_concurrent_deletes_of_their_directory() {
     b.delete_object(BUCKET, &format!("shared/{long}/dir/last")).await.unwrap();
     assert_eq!(walk(&root(&dir).join(BUCKET)), Vec::<PathBuf>::new());
 }
+
+/// A tiny deterministic generator (xorshift64), so every failure reproduces from its seed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
+    }
+}
+
+/// `s` cut at a random character boundary (anywhere: inside a segment, inside what would
+/// be a percent-encoded byte run, after a `/`).
+fn random_cut(rng: &mut XorShift, s: &str) -> String {
+    let mut end = rng.below(s.len() + 1);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Random keys (unicode, empty segments, `.`, `..`, `%`, bytes sorting before `/`, hashed
+/// segments longer than 200 encoded bytes, trailing `/`) written through the `Backend`, then
+/// random queries paged until not truncated, each page compared with the naive reference.
+#[tokio::test]
+async fn randomized_listing_matches_a_naive_model() {
+    let segments: Vec<String> = [
+        "a", "b", "ab", "abab", "", ".", "..", "...", "%", "%41", "%e", "!", "#", "-", "a-b", "a!b", "a#", "x.y", "A",
+        "é", "日本", "🎉", "~", " ", "+", "z",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "L".repeat(201),                 // just over the limit: hashed
+        format!("{}!", "L".repeat(201)), // shares a long raw prefix with the one above
+        "é".repeat(40),                  // 80 bytes raw, 240 encoded: hashed
+        "%".repeat(70),                  // 210 encoded: hashed
+        "ab".repeat(101),                // hashed, and full of the delimiter "ab"
+        "c".repeat(200),                 // exactly the limit: kept as is
+    ])
+    .collect();
+    let delimiters: [Option<&str>; 4] = [None, Some("/"), Some("-"), Some("ab")];
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let started = std::time::Instant::now();
+    let mut pages = 0usize;
+    for round in 0..3 {
+        let (_dir, b) = setup().await;
+        let mut keys: Vec<String> = Vec::new();
+        while keys.len() < 70 {
+            let depth = 1 + rng.below(4);
+            let mut key = (0..depth).map(|_| rng.pick(&segments)).collect::<Vec<_>>().join("/");
+            if rng.below(6) == 0 {
+                key.push('/');
+            }
+            if key.is_empty() || key.len() > 1024 {
+                continue;
+            }
+            put(&b, &key, key.as_bytes()).await;
+            keys.push(key);
+        }
+        for _ in 0..120 {
+            let prefix = match rng.below(4) {
+                0 => String::new(),
+                1 => rng.pick(&segments).chars().take(1 + rng.below(3)).collect(),
+                _ => {
+                    let k = rng.pick(&keys);
+                    random_cut(&mut rng, &k)
+                }
+            };
+            let delimiter = rng.pick(&delimiters).map(str::to_owned);
+            let start_after = match rng.below(4) {
+                0 => None,
+                1 => Some(rng.pick(&keys)),
+                2 => {
+                    let k = rng.pick(&keys);
+                    Some(random_cut(&mut rng, &k))
+                }
+                _ => Some(format!("{prefix}{}{}", rng.pick(&segments), delimiter.clone().unwrap_or_default())),
+            };
+            let max_keys = 1 + rng.below(5);
+            let mut q = ListQuery { prefix, delimiter, start_after, max_keys };
+            let first = q.clone();
+            let (want_all, _) = reference(&keys, &ListQuery { max_keys: usize::MAX, ..first.clone() });
+            let mut seen: Vec<String> = Vec::new();
+            loop {
+                let page = b.list_objects(BUCKET, &q).await.unwrap();
+                pages += 1;
+                let (want, truncated) = reference(&keys, &q);
+                let got = names(&page.entries);
+                assert_eq!(got, want, "round {round}, page of {q:?}");
+                assert_eq!(page.is_truncated, truncated, "round {round}, is_truncated of {q:?}");
+                for e in &page.entries {
+                    if let ListEntry::Object(o) = e {
+                        assert_eq!(o.etag, md5_hex(o.key.as_bytes()), "{q:?}");
+                        assert_eq!(o.size, o.key.len() as u64, "{q:?}");
+                    }
+                }
+                seen.extend(got.iter().cloned());
+                if !page.is_truncated {
+                    break;
+                }
+                assert!(seen.len() <= want_all.len(), "paging {first:?} overran the model");
+                q.start_after = Some(got.last().expect("a truncated page is not empty")[2..].to_owned());
+            }
+            assert_eq!(seen, want_all, "paging {first:?}");
+        }
+    }
+    eprintln!("{pages} pages compared in {:?}", started.elapsed());
+}
+
+/// A prefix whose directory path would exceed the filesystem's limit cannot name any stored
+/// key: the listing is empty, not an I/O error.
+#[tokio::test]
+async fn listing_a_prefix_too_long_for_the_filesystem_is_empty() {
+    let (_dir, b) = setup().await;
+    put(&b, "/a", b"x").await;
+    for prefix in ["/".repeat(1024), format!("{}x", "/".repeat(1100)), "a/".repeat(1000)] {
+        for delimiter in [None, Some("/".to_owned())] {
+            let q = ListQuery { prefix: prefix.clone(), delimiter, max_keys: 10, ..Default::default() };
+            let page =
+                b.list_objects(BUCKET, &q).await.unwrap_or_else(|e| panic!("prefix of {} bytes: {e}", prefix.len()));
+            assert!(page.entries.is_empty() && !page.is_truncated, "{page:?}");
+        }
+    }
+    assert_eq!(b.list_multipart_uploads(BUCKET, &"/".repeat(1024)).await.unwrap(), []);
+}

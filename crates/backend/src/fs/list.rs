@@ -35,7 +35,11 @@ pub(crate) fn list(bucket_dir: &Path, query: &ListQuery) -> Result<ListPage> {
     let mut walk =
         Walk { filter: &filter, entries: Vec::new(), limit: query.max_keys.saturating_add(1), last_prefix: None };
     let (start_dir, start_prefix) = layout::prefix_dir(bucket_dir, &query.prefix);
-    walk.run(&start_dir, start_prefix)?;
+    // Every stored key's file lies below `start_dir` within `MAX_PATH`: a longer directory
+    // path holds no key (and the filesystem would refuse it as too long).
+    if start_dir.as_os_str().len() <= layout::MAX_PATH {
+        walk.run(&start_dir, start_prefix)?;
+    }
     let is_truncated = walk.entries.len() > query.max_keys;
     walk.entries.truncate(query.max_keys);
     Ok(ListPage { entries: walk.entries, is_truncated })
