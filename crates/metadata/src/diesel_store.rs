@@ -342,6 +342,14 @@ fn not_found(what: &'static str, name: impl Into<String>) -> Error {
     Error::NotFound { what, name: name.into() }
 }
 
+/// Whether a name looked up could be stored at all. Names come from requests (an access key
+/// id from a presigned URL may hold `%00`); PostgreSQL refuses NUL in text, SQLite would
+/// merely find nothing. No stored name holds NUL, so such a name is answered as absent
+/// without a query, the same on both databases.
+fn may_be_stored(name: &str) -> bool {
+    !name.contains('\0')
+}
+
 fn bump_revision(conn: &mut AnyConnection) -> Result<()> {
     let updated = diesel::update(revision::table.filter(revision::id.eq(1)))
         .set(revision::value.eq(revision::value + 1_i64))
@@ -592,6 +600,9 @@ impl MetadataStore for DieselStore {
     }
 
     async fn get_user(&self, name: &str) -> Result<Option<User>> {
+        if !may_be_stored(name) {
+            return Ok(None);
+        }
         let name = name.to_owned();
         self.with_conn(move |conn| {
             let row = users::table.find(&name).select(UserRow::as_select()).first(conn).optional()?;
@@ -627,6 +638,9 @@ impl MetadataStore for DieselStore {
     }
 
     async fn delete_user(&self, name: &str) -> Result<()> {
+        if !may_be_stored(name) {
+            return Err(not_found("user", name));
+        }
         let name = name.to_owned();
         self.mutate(move |conn| {
             let exists = users::table.find(&name).select(users::name).first::<String>(conn).optional()?.is_some();
@@ -663,6 +677,9 @@ impl MetadataStore for DieselStore {
     }
 
     async fn get_bucket(&self, name: &str) -> Result<Option<Bucket>> {
+        if !may_be_stored(name) {
+            return Ok(None);
+        }
         let name = name.to_owned();
         self.with_conn(move |conn| {
             let row = buckets::table.find(&name).select(BucketRow::as_select()).first(conn).optional()?;
@@ -680,6 +697,9 @@ impl MetadataStore for DieselStore {
     }
 
     async fn delete_bucket(&self, name: &str) -> Result<()> {
+        if !may_be_stored(name) {
+            return Err(not_found("bucket", name));
+        }
         let name = name.to_owned();
         self.mutate(move |conn| {
             // The bucket's grants go by ON DELETE CASCADE.
@@ -713,6 +733,9 @@ impl MetadataStore for DieselStore {
 
     async fn remove_grant(&self, bucket: &str, grantee: &Grantee) -> Result<()> {
         let (bucket, kind, name) = (bucket.to_owned(), grantee.kind(), grantee.name().to_owned());
+        if !may_be_stored(&bucket) || !may_be_stored(&name) {
+            return Err(not_found("grant", format!("{kind}:{name} on {bucket}")));
+        }
         self.mutate(move |conn| {
             let deleted = diesel::delete(grants::table.find((&bucket, kind, &name))).execute(conn)?;
             if deleted == 0 {
@@ -724,6 +747,9 @@ impl MetadataStore for DieselStore {
     }
 
     async fn list_grants(&self, bucket: Option<&str>) -> Result<Vec<Grant>> {
+        if bucket.is_some_and(|b| !may_be_stored(b)) {
+            return Ok(Vec::new());
+        }
         let bucket = bucket.map(str::to_owned);
         self.with_conn(move |conn| {
             let mut query = grants::table
@@ -753,6 +779,9 @@ impl MetadataStore for DieselStore {
     }
 
     async fn get_access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        if !may_be_stored(access_key_id) {
+            return Ok(None);
+        }
         let id = access_key_id.to_owned();
         self.with_conn(move |conn| {
             let row = access_keys::table.find(&id).select(KeyRow::as_select()).first(conn).optional()?;
@@ -762,6 +791,9 @@ impl MetadataStore for DieselStore {
     }
 
     async fn list_access_keys(&self, user: Option<&str>) -> Result<Vec<AccessKey>> {
+        if user.is_some_and(|u| !may_be_stored(u)) {
+            return Ok(Vec::new());
+        }
         let user = user.map(str::to_owned);
         self.with_conn(move |conn| {
             let mut query = access_keys::table
@@ -778,6 +810,9 @@ impl MetadataStore for DieselStore {
     }
 
     async fn revoke_access_key(&self, access_key_id: &str, at: i64) -> Result<()> {
+        if !may_be_stored(access_key_id) {
+            return Err(not_found("access key", access_key_id));
+        }
         let id = access_key_id.to_owned();
         self.mutate(move |conn| {
             let revoked = diesel::update(access_keys::table.find(&id).filter(access_keys::revoked_at.is_null()))

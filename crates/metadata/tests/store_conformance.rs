@@ -148,6 +148,7 @@ conformance!(
     second_store_sees_changes,
     concurrent_mutations,
     corrupt_rows_are_reported,
+    names_with_a_nul_byte_are_absent,
 );
 
 // ---- sample records ----
@@ -406,6 +407,29 @@ async fn access_keys(db: &TestDb) {
     assert_eq!(store.list_access_keys(Some("alice")).await.unwrap().len(), 3);
     assert_eq!(store.get_access_key("AKIAB").await.unwrap().unwrap().revoked_at, None);
     assert_not_found(store.revoke_access_key("AKIANONE", 1).await, "access key", "AKIANONE");
+}
+
+/// Names come from requests (an access key id from a presigned URL's `X-Amz-Credential`
+/// may be percent-encoded `%00`). No stored name contains NUL, so each database must answer
+/// "not there", not fail (PostgreSQL refuses NUL in text), and no mutation may happen.
+async fn names_with_a_nul_byte_are_absent(db: &TestDb) {
+    let store = db.store().await;
+    store.create_user(&user("alice")).await.unwrap();
+    store.create_bucket(&bucket("data", "alice")).await.unwrap();
+    store.create_access_key(&key("AKIAALICE", "alice", 1)).await.unwrap();
+    let before = store.revision().await.unwrap();
+    let nul = "AKIA\0ALICE";
+    assert_eq!(store.get_access_key(nul).await.unwrap(), None);
+    assert_eq!(store.get_user("ali\0ce").await.unwrap(), None);
+    assert_eq!(store.get_bucket("da\0ta").await.unwrap(), None);
+    assert!(store.list_grants(Some("da\0ta")).await.unwrap().is_empty());
+    assert!(store.list_access_keys(Some("ali\0ce")).await.unwrap().is_empty());
+    assert_not_found(store.revoke_access_key(nul, 5).await, "access key", nul);
+    assert_not_found(store.delete_user("ali\0ce").await, "user", "ali\0ce");
+    assert_not_found(store.delete_bucket("da\0ta").await, "bucket", "da\0ta");
+    assert_not_found(store.remove_grant("data", &to_group("g\0")).await, "grant", "group:g\0 on data");
+    assert_eq!(store.revision().await.unwrap(), before, "nothing changed");
+    assert_eq!(store.get_access_key("AKIAALICE").await.unwrap().map(|k| k.revoked_at), Some(None));
 }
 
 async fn delete_user_refuses_owners_and_cascades(db: &TestDb) {

@@ -167,11 +167,17 @@ impl Backend for FsBackend {
         let dir = self.bucket_dir(bucket).map_err(|_| {
             Error::Io(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid bucket name {bucket:?}")))
         })?;
-        match tokio::fs::create_dir(&dir).await {
-            Ok(()) => Ok(()),
+        let root = self.root.clone();
+        blocking(move || match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                // A bucket the metadata store records must survive a crash.
+                write::sync_dir(&root);
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(e.into()),
-        }
+        })
+        .await
     }
 
     async fn delete_bucket(&self, bucket: &str) -> Result<()> {
@@ -366,5 +372,20 @@ impl FsBackend {
         let (uploads, bucket, key, id) =
             (self.uploads.clone(), bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         blocking(move || multipart::load(&uploads, &bucket, &key, &id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn new_buckets_are_made_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let backend = FsBackend::new(root.clone()).await.unwrap();
+        backend.create_bucket("bkt").await.unwrap();
+        let synced = write::synced::below(&root);
+        assert!(synced.contains(&root), "the bucket's entry is in the root; synced: {synced:?}");
     }
 }

@@ -88,6 +88,7 @@ pub(crate) fn create(tmp_dir: &Path, uploads_dir: &Path, record: &UploadRecord) 
     drop(file);
     guard.rename_to(&dir.join(UPLOAD_FILE))?;
     sync_dir(&dir);
+    sync_dir(uploads_dir);
     Ok(id)
 }
 
@@ -279,6 +280,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(load(dir.path(), "b", "k", "../x"), Err(Error::NoSuchUpload)));
         assert!(matches!(load(dir.path(), "b", "k", &id), Err(Error::NoSuchUpload)));
+    }
+
+    #[test]
+    fn new_uploads_are_made_durable() {
+        let root = tempfile::tempdir().unwrap();
+        let (tmp, uploads) = (root.path().join(".tmp"), root.path().join(".uploads"));
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::create_dir(&uploads).unwrap();
+        let record = UploadRecord { bucket: "b".into(), key: "k".into(), meta: ObjectMeta::default(), initiated: 0 };
+        let id = create(&tmp, &uploads, &record).unwrap();
+        let synced = crate::fs::write::synced::below(root.path());
+        // The upload's directory entry is in `.uploads`, its record in the upload's directory.
+        assert!(synced.contains(&uploads), "synced: {synced:?}");
+        assert!(synced.contains(&uploads.join(&id)), "synced: {synced:?}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Deleting objects and buckets.
 //!
 //! Deleting an object unlinks its file, then removes the directories it leaves empty, up to
-//! (not including) the bucket directory, so the tree does not fill with dead directories.
+//! (not including) the bucket directory, so the tree does not fill with dead directories,
+//! then fsyncs the directory of the last entry removed.
 //! This races with puts creating those directories: `rmdir` only removes an empty
 //! directory, and a put whose parent vanished retries (see `write::commit`). A hashed
 //! directory holds its name file, which is removed with it and put back if the `rmdir`
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::layout::{self, KeyPath, NAME_FILE};
 use super::object_file::is_absent;
-use super::write::write_name_file;
+use super::write::{sync_dir, write_name_file};
 use crate::{Error, Result};
 
 /// Remove the object at `kp` (nothing if absent) and prune empty parents. Blocking.
@@ -29,12 +30,17 @@ pub(crate) fn delete_object(tmp_dir: &Path, bucket_dir: &Path, kp: &KeyPath) -> 
         }
         Err(e) => return Err(e.into()),
     }
+    // The directory holding the last entry removed: the file's, or a pruned one's parent.
+    let mut changed = kp.dirs.len();
     for depth in (1..=kp.dirs.len()).rev() {
         let dir = kp.dir_path(bucket_dir, depth);
         if !remove_if_empty(tmp_dir, &dir, kp.dirs[depth - 1].hashed_raw.as_deref()) {
             break;
         }
+        changed = depth - 1;
     }
+    // Make the delete durable: a crash must not bring an acknowledged delete back.
+    sync_dir(&kp.dir_path(bucket_dir, changed));
     Ok(())
 }
 
@@ -106,4 +112,32 @@ pub(crate) fn delete_bucket(bucket_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::write::synced;
+
+    #[test]
+    fn deletes_are_made_durable() {
+        let root = tempfile::tempdir().unwrap();
+        let (tmp, bucket) = (root.path().join(".tmp"), root.path().join("b"));
+        std::fs::create_dir(&tmp).unwrap();
+        let gone = layout::key_path(&bucket, "a/b/c").unwrap();
+        let kept = layout::key_path(&bucket, "a/keep").unwrap();
+        std::fs::create_dir_all(gone.dir_path(&bucket, 2)).unwrap();
+        std::fs::write(gone.file_path(&bucket), b"x").unwrap();
+        std::fs::write(kept.file_path(&bucket), b"x").unwrap();
+        delete_object(&tmp, &bucket, &gone).unwrap();
+        assert!(!gone.dir_path(&bucket, 2).exists() && kept.file_path(&bucket).exists());
+        // The last entry removed is `b%`, in `a%`: that directory must reach the disk.
+        let synced = synced::below(root.path());
+        assert!(synced.contains(&gone.dir_path(&bucket, 1)), "synced: {synced:?}");
+        // Without pruning, the object's own directory.
+        let flat = layout::key_path(&bucket, "a/keep").unwrap();
+        delete_object(&tmp, &bucket, &flat).unwrap();
+        let synced = synced::below(root.path());
+        assert!(synced.contains(&bucket), "a%, now empty, was removed from the bucket directory: {synced:?}");
+    }
 }

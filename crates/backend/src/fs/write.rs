@@ -136,8 +136,9 @@ pub(crate) async fn receive(writer: &mut TempWriter, mut body: ByteStream, check
 }
 
 /// Publish a finished temporary file as the object at `kp` in `bucket_dir`: create the
-/// parent directories, rename, fsync the directory. A concurrent delete may remove an
-/// empty parent between its creation and the rename; then this tries again. Blocking.
+/// parent directories (fsyncing the parent of each one created), rename, fsync the
+/// directory. A concurrent delete may remove an empty parent between its creation and the
+/// rename; then this tries again. Blocking.
 pub(crate) fn commit(mut guard: TempGuard, tmp_dir: &Path, bucket_dir: &Path, kp: &KeyPath) -> Result<()> {
     let target = kp.file_path(bucket_dir);
     for _ in 0..RENAME_ATTEMPTS {
@@ -167,7 +168,8 @@ fn ensure_dirs(tmp_dir: &Path, bucket_dir: &Path, kp: &KeyPath) -> Result<bool> 
     for component in &kp.dirs {
         dir.push(&component.name);
         match std::fs::create_dir(&dir) {
-            Ok(()) => {}
+            // The new directory's entry must reach the disk with the object below it.
+            Ok(()) => sync_dir(dir.parent().unwrap_or(bucket_dir)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e.into()),
@@ -196,7 +198,57 @@ pub(crate) fn write_name_file(tmp_dir: &Path, name_file: &Path, raw: &str) -> Re
 
 /// Make a rename in `dir` durable; best effort (some filesystems refuse to fsync a directory).
 pub(crate) fn sync_dir(dir: &Path) {
+    #[cfg(test)]
+    synced::record(dir);
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+/// Test support: which directories [`sync_dir`] was asked to make durable.
+#[cfg(test)]
+pub(crate) mod synced {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static LOG: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    pub(crate) fn record(dir: &Path) {
+        LOG.lock().unwrap_or_else(|e| e.into_inner()).push(dir.to_path_buf());
+    }
+
+    /// The directories synced so far below `root` (tests run in parallel: each looks only
+    /// at its own temporary directory).
+    pub(crate) fn below(root: &Path) -> Vec<PathBuf> {
+        LOG.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|p| p.starts_with(root)).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::layout;
+
+    /// A finished temporary file, ready to commit.
+    fn temp_file(tmp: &Path) -> TempGuard {
+        let guard = TempGuard::new(tmp);
+        std::fs::write(guard.path(), b"data").unwrap();
+        guard
+    }
+
+    #[test]
+    fn commit_makes_new_directories_durable() {
+        let root = tempfile::tempdir().unwrap();
+        let (tmp, bucket) = (root.path().join(".tmp"), root.path().join("b"));
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::create_dir(&bucket).unwrap();
+        let kp = layout::key_path(&bucket, "x/y/z").unwrap();
+        commit(temp_file(&tmp), &tmp, &bucket, &kp).unwrap();
+        assert!(kp.file_path(&bucket).is_file());
+        let synced = synced::below(root.path());
+        // The entry of every new directory is in its parent, and the object's in the last.
+        for dir in [bucket.clone(), kp.dir_path(&bucket, 1), kp.dir_path(&bucket, 2)] {
+            assert!(synced.contains(&dir), "{dir:?} not synced; synced: {synced:?}");
+        }
     }
 }
