@@ -57,6 +57,15 @@ impl ServerKey {
         B64.encode(self.0)
     }
 
+    /// A subkey for another purpose (HMAC-SHA256 of the purpose under this key), so one
+    /// secret never serves two primitives.
+    pub(crate) fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.0).into())
     }
