@@ -70,6 +70,36 @@ pub struct FileConfig {
     /// Named tiers. Without any, one tier "standard" on `<data-dir>/objects`.
     #[serde(default)]
     pub tiers: BTreeMap<String, TierConfig>,
+    /// Trusted OpenID issuers and what their groups are cleared for.
+    #[serde(default)]
+    pub oidc: OidcSection,
+    /// Temporary credentials from `AssumeRoleWithWebIdentity`.
+    #[serde(default)]
+    pub sts: StsSection,
+}
+
+/// `[oidc]`: `[[oidc.issuers]]` entries and `[oidc.clearances]`.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSection {
+    /// The issuers whose tokens are accepted (each: issuer, audiences, jwks_uri or
+    /// jwks_file, algorithms, username_claim, groups_claim, realm_roles, client_roles,
+    /// leeway_seconds, jwks_ttl_seconds).
+    #[serde(default)]
+    pub issuers: Vec<coffer_identity::IssuerConfig>,
+    /// Group → the classifications its members may touch (everyone has `unclassified`).
+    #[serde(default)]
+    pub clearances: BTreeMap<String, Vec<String>>,
+}
+
+/// `[sts]`.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StsSection {
+    /// Session length when the request names none (default 3600 s).
+    pub default_duration_seconds: Option<i64>,
+    /// The longest session (default and maximum 43200 s, 12 h).
+    pub max_duration_seconds: Option<i64>,
 }
 
 /// One tier's backend.
@@ -95,6 +125,10 @@ pub struct Config {
     pub max_object_size: u64,
     pub default_tier: String,
     pub tiers: BTreeMap<String, TierConfig>,
+    pub oidc_issuers: Vec<coffer_identity::IssuerConfig>,
+    pub clearances: BTreeMap<String, Vec<coffer_core::Classification>>,
+    pub sts_default_duration: i64,
+    pub sts_max_duration: i64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -151,6 +185,28 @@ impl Config {
             Some(p) => p,
             None => data_dir.join("server.key"),
         };
+        let sts_max_duration = file.sts.max_duration_seconds.unwrap_or(43_200);
+        let sts_default_duration = file.sts.default_duration_seconds.unwrap_or(3600).min(sts_max_duration);
+        if !(900..=43_200).contains(&sts_max_duration) || sts_default_duration < 900 {
+            bail!("[sts] durations must be between 900 and 43200 seconds");
+        }
+        let mut clearances = BTreeMap::new();
+        for (group, list) in file.oidc.clearances {
+            let parsed = list
+                .iter()
+                .map(|c| coffer_core::Classification::parse(c))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("[oidc.clearances] {group:?}"))?;
+            clearances.insert(group, parsed);
+        }
+        for i in &file.oidc.issuers {
+            if i.audiences.is_empty() {
+                bail!("[[oidc.issuers]] {:?} needs at least one audience", i.issuer);
+            }
+            if i.algorithms.is_empty() {
+                bail!("[[oidc.issuers]] {:?} needs at least one algorithm", i.issuer);
+            }
+        }
         Ok(Self {
             listen,
             data_dir,
@@ -161,6 +217,10 @@ impl Config {
             max_object_size,
             default_tier,
             tiers,
+            oidc_issuers: file.oidc.issuers,
+            clearances,
+            sts_default_duration,
+            sts_max_duration,
         })
     }
 
@@ -224,6 +284,30 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.tiers["standard"], TierConfig::Filesystem { path: PathBuf::from("/data/objects") });
         assert_eq!(c.tiers["premium"], TierConfig::Filesystem { path: PathBuf::from("/fast") });
+    }
+
+    #[test]
+    fn oidc_issuers_and_clearances() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [[oidc.issuers]]
+            issuer = "https://keycloak.example/realms/platform"
+            audiences = ["coffer"]
+            realm_roles = true
+            [oidc.clearances]
+            pb-readers = ["protected-b"]
+            [sts]
+            max_duration_seconds = 7200
+            "#,
+        )
+        .unwrap();
+        let c = Config::resolve(file, &GlobalArgs::default(), None).unwrap();
+        assert_eq!(c.oidc_issuers.len(), 1);
+        assert_eq!(c.oidc_issuers[0].username_claim, "preferred_username");
+        assert_eq!(c.clearances["pb-readers"][0].as_str(), "protected-b");
+        assert_eq!((c.sts_default_duration, c.sts_max_duration), (3600, 7200));
+        let bad: FileConfig = toml::from_str("[sts]\nmax_duration_seconds = 100000").unwrap();
+        assert!(Config::resolve(bad, &GlobalArgs::default(), None).is_err());
     }
 
     #[test]

@@ -173,6 +173,13 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
         {
             return resp;
         }
+        if coffer_s3_api::sts::is_sts_request(&method, req.uri(), req.headers()) {
+            let resp = sts(&st, req, &id).await;
+            let status = resp.status().as_u16();
+            st.metrics.observe("AssumeRoleWithWebIdentity", status, start.elapsed());
+            tracing::info!(%method, path, operation = "AssumeRoleWithWebIdentity", status, "request");
+            return resp;
+        }
         let op = OperationName::default();
         req.extensions_mut().insert(op.clone());
         let has_body = declares_body(req.headers());
@@ -217,6 +224,21 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
     }
     .instrument(span)
     .await
+}
+
+/// An STS call: read its (small) form body, answer in the STS XML format.
+async fn sts(st: &AppState, req: Request, request_id: &str) -> Response {
+    let query = req.uri().query().map(str::to_owned);
+    let body = match axum::body::to_bytes(req.into_body(), coffer_s3_api::sts::MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request too large\n").into_response(),
+    };
+    let (status, xml) = coffer_s3_api::sts::handle(&st.gateway, query.as_deref(), &body, request_id).await;
+    let mut resp = (status, [(header::CONTENT_TYPE, "text/xml")], xml).into_response();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
 }
 
 /// Give an S3 error document the `Message` and `RequestId` AWS always sends (s3s omits

@@ -87,7 +87,17 @@ pub async fn gateway(cfg: &Config, migrate: bool) -> anyhow::Result<Arc<Gateway>
     }
     let key = server_key(cfg)?;
     let tiers = tiers(cfg).await?;
-    Ok(Arc::new(Gateway::new(store, tiers, cfg.default_tier.clone(), key).with_max_object_size(cfg.max_object_size)))
+    let mut gateway =
+        Gateway::new(store, tiers, cfg.default_tier.clone(), key).with_max_object_size(cfg.max_object_size);
+    if !cfg.oidc_issuers.is_empty() {
+        gateway = gateway.with_federation(coffer_gateway::sessions::Federation {
+            verifier: Arc::new(coffer_identity::OidcVerifier::new(cfg.oidc_issuers.clone())),
+            clearances: cfg.clearances.clone(),
+            default_duration: cfg.sts_default_duration,
+            max_duration: cfg.sts_max_duration,
+        });
+    }
+    Ok(Arc::new(gateway))
 }
 
 /// `coffer migrate`.

@@ -49,6 +49,10 @@ impl Gateway {
     /// The secret of an active access key, for signature verification.
     /// `InvalidAccessKeyId` for unknown and revoked keys.
     pub async fn secret_for_key(&self, access_key_id: &str) -> Result<String> {
+        if coffer_identity::session::is_session_key(access_key_id) {
+            // Derived, not stored: any replica answers without a lookup.
+            return Ok(coffer_identity::session::session_secret(&self.server_key, access_key_id));
+        }
         Ok(self.key_entry(access_key_id).await?.secret.clone())
     }
 

@@ -12,6 +12,11 @@ pub enum Error {
     AccessDenied,
     #[error("the access key id does not exist in our records")]
     InvalidAccessKeyId,
+    /// A session token missing, forged, or for another key.
+    #[error("the security token included in the request is invalid")]
+    InvalidToken,
+    #[error("the provided token has expired")]
+    ExpiredToken,
     #[error("the bucket does not exist")]
     NoSuchBucket,
     #[error("the key does not exist")]

@@ -16,6 +16,7 @@
 //!   operations.
 //! - [`conditions`] — `If-Match` and friends.
 //! - [`admin`] — users, buckets, grants, keys and `explain`, for the operator.
+//! - [`sessions`] — STS `AssumeRoleWithWebIdentity`: OIDC tokens for temporary credentials.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub mod conditions;
 pub mod error;
 pub mod multipart;
 pub mod objects;
+pub mod sessions;
 
 pub use authorize::Caller;
 pub use conditions::Conditions;
@@ -48,6 +50,7 @@ pub struct Gateway {
     server_key: ServerKey,
     cache: cache::Cache,
     max_object_size: u64,
+    federation: Option<sessions::Federation>,
 }
 
 impl Gateway {
@@ -66,6 +69,7 @@ impl Gateway {
             server_key,
             cache: cache::Cache::default(),
             max_object_size: coffer_backend::MAX_PUT_SIZE,
+            federation: None,
         }
     }
 

@@ -52,10 +52,31 @@ impl S3Access for GatewayAuth {
         let Some(creds) = cx.credentials() else {
             return Err(S3Error::with_message(S3ErrorCode::AccessDenied, "Anonymous access is not allowed"));
         };
-        let caller: Caller = self.gateway.caller_for_key(&creds.access_key).await.map_err(to_s3)?;
+        let token = security_token(cx.headers(), cx.uri());
+        let caller: Caller = if coffer_identity::session::is_session_key(&creds.access_key) {
+            self.gateway.caller_for_session(&creds.access_key, token.as_deref()).map_err(to_s3)?
+        } else if token.is_some() {
+            // A session token with a long-term key: refuse rather than ignore it.
+            return Err(to_s3(coffer_gateway::Error::InvalidToken));
+        } else {
+            self.gateway.caller_for_key(&creds.access_key).await.map_err(to_s3)?
+        };
         cx.extensions_mut().insert(caller);
         Ok(())
     }
+}
+
+/// The session token of a request: the `x-amz-security-token` header, or the
+/// `X-Amz-Security-Token` query parameter of a presigned URL. (s3s does not check it.)
+fn security_token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    if let Some(v) = headers.get("x-amz-security-token").and_then(|v| v.to_str().ok()) {
+        return Some(v.to_owned());
+    }
+    uri.query()?
+        .split('&')
+        .find_map(|p| p.strip_prefix("X-Amz-Security-Token="))
+        .and_then(|v| urlencoding::decode(v).ok())
+        .map(|v| v.into_owned())
 }
 
 /// The caller the access hook resolved.

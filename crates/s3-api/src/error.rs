@@ -12,6 +12,8 @@ pub fn to_s3(e: Error) -> S3Error {
         Error::InvalidAccessKeyId => {
             (C::InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.".into())
         }
+        Error::InvalidToken => (C::InvalidToken, "The provided token is malformed or otherwise invalid.".into()),
+        Error::ExpiredToken => (C::ExpiredToken, "The provided token has expired.".into()),
         Error::NoSuchBucket => (C::NoSuchBucket, "The specified bucket does not exist".into()),
         Error::NoSuchKey => (C::NoSuchKey, "The specified key does not exist.".into()),
         Error::NoSuchUpload => (

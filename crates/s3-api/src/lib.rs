@@ -13,6 +13,7 @@
 //! - [`buckets`], [`objects`], [`list`], [`multipart`] — the operations, by family.
 //! - [`convert`] — DTO ↔ domain conversions (metadata, ranges, conditions, timestamps).
 //! - [`error`] — gateway errors → `S3Error` (code, status, message).
+//! - [`sts`] — STS `AssumeRoleWithWebIdentity` on the same endpoint (AWS query protocol).
 
 pub mod auth;
 pub mod buckets;
@@ -22,6 +23,7 @@ pub mod list;
 pub mod multipart;
 pub mod objects;
 pub mod service;
+pub mod sts;
 
 pub use auth::{OperationName, refuse_unsupported};
 pub use error::complete_error_body;

@@ -1,0 +1,165 @@
+//! Federation: OIDC (and service-account) tokens exchanged for temporary SigV4 credentials
+//! — STS `AssumeRoleWithWebIdentity` — and the callers behind those credentials.
+//!
+//! The token names a user and groups; the configured group → classification map gives the
+//! clearance (`unclassified` always). The session carries that principal and an optional
+//! narrowing; grants are still read live, so a removed grant stops a session at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use coffer_core::{BucketName, Classification, Narrowing, Principal};
+use coffer_identity::session::{self, SessionCredentials};
+use coffer_identity::{OidcVerifier, TokenError};
+use serde::Deserialize;
+
+use crate::{Caller, Error, Gateway, Result, now};
+
+/// What federation needs: the token verifier and the rules for sessions.
+pub struct Federation {
+    pub verifier: Arc<OidcVerifier>,
+    /// Group → classifications its members are cleared for.
+    pub clearances: BTreeMap<String, Vec<Classification>>,
+    /// Session length when the request names none, in seconds.
+    pub default_duration: i64,
+    /// The longest session, in seconds.
+    pub max_duration: i64,
+}
+
+/// The least session AWS STS grants, in seconds.
+pub const MIN_DURATION: i64 = 900;
+
+/// A session policy: coffer's narrowing, as JSON in the `Policy` parameter.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionPolicy {
+    #[serde(default)]
+    pub read_only: bool,
+    pub buckets: Option<Vec<String>>,
+    pub classification: Option<String>,
+}
+
+/// Why an exchange was refused, in STS's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum StsError {
+    #[error("{0}")]
+    InvalidIdentityToken(String),
+    #[error("{0}")]
+    ExpiredToken(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    MalformedPolicy(String),
+    #[error("{0}")]
+    IdpCommunication(String),
+    #[error("web identity federation is not configured")]
+    NotConfigured,
+}
+
+impl Gateway {
+    /// Enable `AssumeRoleWithWebIdentity`.
+    pub fn with_federation(mut self, federation: Federation) -> Self {
+        self.federation = Some(federation);
+        self
+    }
+
+    /// Exchange a bearer token for temporary credentials and the user name it names.
+    /// Blocking work (fetching keys) runs off the runtime.
+    pub async fn assume_role_with_web_identity(
+        &self,
+        token: &str,
+        duration: Option<i64>,
+        policy: Option<&str>,
+    ) -> Result<(SessionCredentials, String), StsError> {
+        let fed = self.federation.as_ref().ok_or(StsError::NotConfigured)?;
+        let duration = duration.unwrap_or(fed.default_duration);
+        if !(MIN_DURATION..=fed.max_duration).contains(&duration) {
+            return Err(StsError::Validation(format!(
+                "DurationSeconds must be between {MIN_DURATION} and {}",
+                fed.max_duration
+            )));
+        }
+        let narrowing = match policy {
+            None | Some("") => Narrowing::default(),
+            Some(p) => narrowing_of(p)?,
+        };
+        let verifier = fed.verifier.clone();
+        let token = token.to_owned();
+        let t = now();
+        let identity = tokio::task::spawn_blocking(move || verifier.verify(&token, t))
+            .await
+            .map_err(|e| StsError::IdpCommunication(e.to_string()))?
+            .map_err(|e| match e {
+                TokenError::Expired => StsError::ExpiredToken("The web identity token has expired".into()),
+                TokenError::KeysUnavailable(m) => StsError::IdpCommunication(m),
+                other => StsError::InvalidIdentityToken(other.to_string()),
+            })?;
+        let mut clearance = BTreeSet::from([Classification::unclassified()]);
+        for g in &identity.groups {
+            if let Some(cs) = fed.clearances.get(g) {
+                clearance.extend(cs.iter().cloned());
+            }
+        }
+        let principal =
+            Principal { name: identity.username.clone(), groups: identity.groups.clone(), clearance, is_admin: false };
+        // A session never outlives the token's own validity by more than asked, nor the max.
+        let expires_at = t + duration;
+        let source = format!("oidc:{}", identity.issuer);
+        let creds = session::mint(&self.server_key, principal, narrowing, &source, t, expires_at);
+        tracing::info!(
+            target: "coffer::audit",
+            principal = %identity.username,
+            access_key_id = %creds.access_key_id,
+            source,
+            expires_at,
+            "session issued"
+        );
+        Ok((creds, identity.username))
+    }
+
+    /// The caller behind session credentials: the token must verify for this key id.
+    pub fn caller_for_session(&self, access_key_id: &str, token: Option<&str>) -> Result<Caller> {
+        let token = token.ok_or(Error::InvalidToken)?;
+        let s = session::verify(&self.server_key, access_key_id, token, now()).map_err(|e| {
+            tracing::info!(target: "coffer::audit", access_key_id, allowed = false, rule = %e, "session refused");
+            match e {
+                session::SessionError::Expired => Error::ExpiredToken,
+                _ => Error::InvalidToken,
+            }
+        })?;
+        Ok(Caller { principal: s.principal, narrowing: s.narrowing, access_key_id: access_key_id.to_owned() })
+    }
+}
+
+fn narrowing_of(policy: &str) -> Result<Narrowing, StsError> {
+    let p: SessionPolicy = serde_json::from_str(policy).map_err(|e| StsError::MalformedPolicy(e.to_string()))?;
+    let buckets = match p.buckets {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|b| BucketName::parse(b).map_err(|e| StsError::MalformedPolicy(e.to_string())))
+                .collect::<Result<BTreeSet<_>, _>>()?,
+        ),
+    };
+    let classification = p
+        .classification
+        .map(|c| Classification::parse(&c).map_err(|e| StsError::MalformedPolicy(e.to_string())))
+        .transpose()?;
+    Ok(Narrowing { read_only: p.read_only, buckets, classification, expires_at: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_policies_parse_into_narrowings() {
+        let n = narrowing_of(r#"{"read_only": true, "buckets": ["shared-data"], "classification": "protected-b"}"#)
+            .unwrap();
+        assert!(n.read_only);
+        assert_eq!(n.buckets.unwrap().len(), 1);
+        assert_eq!(n.classification.unwrap().as_str(), "protected-b");
+        assert!(narrowing_of(r#"{"Version": "2012-10-17"}"#).is_err());
+        assert!(narrowing_of(r#"{"buckets": ["Bad_Name"]}"#).is_err());
+    }
+}
