@@ -56,9 +56,18 @@ def issuer():
     i.close()
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """A second provider standing in for a Kubernetes cluster's service-account issuer."""
+    i = Issuer()
+    yield i
+    i.close()
+
+
 @pytest.fixture(scope="module", params=STORES)
-def fed_server(request, issuer, coffer_bin, tmp_path_factory):
-    """A coffer trusting the issuer, with group `pb-readers` cleared for protected-b."""
+def fed_server(request, issuer, cluster, coffer_bin, tmp_path_factory):
+    """A coffer trusting the issuer (group `pb-readers` cleared for protected-b) and the
+    cluster's service accounts (namespace `team-pb` cleared for protected-b)."""
     base = tmp_path_factory.mktemp(f"coffer-sts-{request.param}")
     config = base / "coffer.toml"
     config.write_text(
@@ -66,8 +75,14 @@ def fed_server(request, issuer, coffer_bin, tmp_path_factory):
         f'issuer = "{issuer.url}"\n'
         'audiences = ["coffer"]\n'
         "realm_roles = true\n"
+        "[[oidc.issuers]]\n"
+        f'issuer = "{cluster.url}"\n'
+        'audiences = ["coffer"]\n'
+        "service_accounts = true\n"
         "[oidc.clearances]\n"
         'pb-readers = ["protected-b"]\n'
+        "[oidc.namespace_clearances]\n"
+        'team-pb = ["protected-b"]\n'
     )
     old = os.environ.get("COFFER_CONFIG")
     os.environ["COFFER_CONFIG"] = str(config)  # read by `serve` and by `admin`
@@ -250,3 +265,70 @@ def test_the_stock_web_identity_flow_of_boto3_and_the_aws_cli(fed_server, issuer
     assert r.stdout == "hello"
     owners = {b["name"]: b["owner"] for b in fed_server.admin("bucket", "list")}
     assert owners[bucket] == user
+
+
+def sa_claims(namespace: str, name: str = "notebook") -> dict:
+    return {"aud": "coffer", "sub": f"system:serviceaccount:{namespace}:{name}"}
+
+
+def test_service_account_tokens_act_as_their_namespace(fed_server, cluster, issuer):
+    ns = unique("ns")
+    pod = session_s3(fed_server, assume(fed_server, cluster.token(sa_claims(ns))))
+    bucket = unique("prof")
+    pod.create_bucket(Bucket=bucket)
+    owners = {b["name"]: b["owner"] for b in fed_server.admin("bucket", "list")}
+    assert owners[bucket] == ns
+    # another service account of the same namespace is the same principal
+    other_pod = session_s3(fed_server, assume(fed_server, cluster.token(sa_claims(ns, "pipeline"))))
+    other_pod.put_object(Bucket=bucket, Key="k", Body=b"shared within the profile")
+    # a person's token from the cluster issuer is not a service account: refused
+    with pytest.raises(ClientError) as e:
+        assume(fed_server, cluster.token(claims("alice")))
+    assert e.value.response["Error"]["Code"] == "InvalidIdentityToken"
+    # a service-account-shaped token from the people issuer is just a user named by its claims
+    with pytest.raises(ClientError):
+        assume(fed_server, issuer.token(sa_claims(ns)))  # no preferred_username
+
+
+def test_namespace_clearance(fed_server, cluster):
+    owner = fed_server.create_user(unique("own"), clearance=["unclassified", "protected-b"])["name"]
+    bucket = unique("pbns")
+    fed_server.admin("bucket", "create", bucket, "--owner", owner, "--classification", "protected-b")
+    for ns in ("team-pb", "team-open"):
+        fed_server.admin("grant", "add", "--bucket", bucket, "--user", ns, "--role", "read")
+    cleared = session_s3(fed_server, assume(fed_server, cluster.token(sa_claims("team-pb"))))
+    assert cleared.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    uncleared = session_s3(fed_server, assume(fed_server, cluster.token(sa_claims("team-open"))))
+    with s3_error("AccessDenied", 403):
+        uncleared.list_objects_v2(Bucket=bucket)
+
+
+def test_the_stock_flow_with_a_projected_service_account_token(fed_server, cluster, tmp_path):
+    ns = unique("ns")
+    token_file = tmp_path / "token"
+    token_file.write_text(cluster.token(sa_claims(ns)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_WEB_IDENTITY_TOKEN_FILE=str(token_file),
+        AWS_ROLE_ARN="arn:aws:iam::000000000000:role/coffer",
+        AWS_ENDPOINT_URL_STS=fed_server.endpoint,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        HOME=str(tmp_path),
+    )
+    bucket = unique("pod")
+    code = (
+        "import boto3; from botocore.config import Config;"
+        f"s3 = boto3.client('s3', endpoint_url='{fed_server.endpoint}', config=Config(s3={{'addressing_style': 'path'}}));"
+        f"s3.create_bucket(Bucket='{bucket}'); s3.put_object(Bucket='{bucket}', Key='k', Body=b'pod')"
+    )
+    r = subprocess.run(["python3", "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        ["aws", "--endpoint-url", fed_server.endpoint, "s3", "cp", f"s3://{bucket}/k", "-"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "pod"

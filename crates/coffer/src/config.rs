@@ -90,6 +90,9 @@ pub struct OidcSection {
     /// Group → the classifications its members may touch (everyone has `unclassified`).
     #[serde(default)]
     pub clearances: BTreeMap<String, Vec<String>>,
+    /// Namespace → the classifications its service accounts (the profile) may touch.
+    #[serde(default)]
+    pub namespace_clearances: BTreeMap<String, Vec<String>>,
 }
 
 /// `[sts]`.
@@ -127,6 +130,7 @@ pub struct Config {
     pub tiers: BTreeMap<String, TierConfig>,
     pub oidc_issuers: Vec<coffer_identity::IssuerConfig>,
     pub clearances: BTreeMap<String, Vec<coffer_core::Classification>>,
+    pub namespace_clearances: BTreeMap<String, Vec<coffer_core::Classification>>,
     pub sts_default_duration: i64,
     pub sts_max_duration: i64,
 }
@@ -190,15 +194,8 @@ impl Config {
         if !(900..=43_200).contains(&sts_max_duration) || sts_default_duration < 900 {
             bail!("[sts] durations must be between 900 and 43200 seconds");
         }
-        let mut clearances = BTreeMap::new();
-        for (group, list) in file.oidc.clearances {
-            let parsed = list
-                .iter()
-                .map(|c| coffer_core::Classification::parse(c))
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("[oidc.clearances] {group:?}"))?;
-            clearances.insert(group, parsed);
-        }
+        let clearances = parse_clearances(file.oidc.clearances, "[oidc.clearances]")?;
+        let namespace_clearances = parse_clearances(file.oidc.namespace_clearances, "[oidc.namespace_clearances]")?;
         for i in &file.oidc.issuers {
             if i.audiences.is_empty() {
                 bail!("[[oidc.issuers]] {:?} needs at least one audience", i.issuer);
@@ -219,6 +216,7 @@ impl Config {
             tiers,
             oidc_issuers: file.oidc.issuers,
             clearances,
+            namespace_clearances,
             sts_default_duration,
             sts_max_duration,
         })
@@ -228,6 +226,23 @@ impl Config {
     pub fn database_url_redacted(&self) -> String {
         redact_url(&self.database_url)
     }
+}
+
+/// A name → classifications table, parsed.
+fn parse_clearances(
+    raw: BTreeMap<String, Vec<String>>,
+    section: &str,
+) -> anyhow::Result<BTreeMap<String, Vec<coffer_core::Classification>>> {
+    raw.into_iter()
+        .map(|(name, list)| {
+            let parsed = list
+                .iter()
+                .map(|c| coffer_core::Classification::parse(c))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("{section} {name:?}"))?;
+            Ok((name, parsed))
+        })
+        .collect()
 }
 
 /// `scheme://user:password@host/…` → `scheme://user:***@host/…`.

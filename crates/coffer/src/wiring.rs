@@ -93,6 +93,7 @@ pub async fn gateway(cfg: &Config, migrate: bool) -> anyhow::Result<Arc<Gateway>
         gateway = gateway.with_federation(coffer_gateway::sessions::Federation {
             verifier: Arc::new(coffer_identity::OidcVerifier::new(cfg.oidc_issuers.clone())),
             clearances: cfg.clearances.clone(),
+            namespace_clearances: cfg.namespace_clearances.clone(),
             default_duration: cfg.sts_default_duration,
             max_duration: cfg.sts_max_duration,
         });

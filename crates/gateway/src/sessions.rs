@@ -20,6 +20,8 @@ pub struct Federation {
     pub verifier: Arc<OidcVerifier>,
     /// Group → classifications its members are cleared for.
     pub clearances: BTreeMap<String, Vec<Classification>>,
+    /// Namespace → classifications its service accounts (the profile) are cleared for.
+    pub namespace_clearances: BTreeMap<String, Vec<Classification>>,
     /// Session length when the request names none, in seconds.
     pub default_duration: i64,
     /// The longest session, in seconds.
@@ -100,11 +102,19 @@ impl Gateway {
                 clearance.extend(cs.iter().cloned());
             }
         }
+        if let Some((ns, _)) = &identity.service_account
+            && let Some(cs) = fed.namespace_clearances.get(ns)
+        {
+            clearance.extend(cs.iter().cloned());
+        }
         let principal =
             Principal { name: identity.username.clone(), groups: identity.groups.clone(), clearance, is_admin: false };
         // A session never outlives the token's own validity by more than asked, nor the max.
         let expires_at = t + duration;
-        let source = format!("oidc:{}", identity.issuer);
+        let source = match &identity.service_account {
+            Some((ns, sa)) => format!("serviceaccount:{ns}:{sa}"),
+            None => format!("oidc:{}", identity.issuer),
+        };
         let creds = session::mint(&self.server_key, principal, narrowing, &source, t, expires_at);
         tracing::info!(
             target: "coffer::audit",

@@ -37,6 +37,7 @@ fn config(jwks_file: &Path) -> IssuerConfig {
         client_roles: vec!["coffer".into()],
         leeway_seconds: 60,
         jwks_ttl_seconds: 3600,
+        service_accounts: false,
     }
 }
 
@@ -186,4 +187,23 @@ fn keys_are_found_by_discovery() {
     let v = OidcVerifier::new(vec![cfg]);
     let token = sign(&with(claims(), "iss", json!(base)), "rsa-a.pem", "key-a");
     assert_eq!(v.verify(&token, now()).unwrap().username, "alice");
+}
+
+#[test]
+fn service_account_tokens_name_their_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, fixture("jwks-a.json")).unwrap();
+    let mut cfg = config(&path);
+    cfg.service_accounts = true;
+    let v = OidcVerifier::new(vec![cfg]);
+    let t = now();
+    let sa = json!({"iss": ISSUER, "aud": ["coffer"], "exp": t + 300, "iat": t,
+        "sub": "system:serviceaccount:team-a:notebook"});
+    let id = v.verify(&sign(&sa, "rsa-a.pem", "key-a"), t).unwrap();
+    assert_eq!(id.username, "team-a");
+    assert_eq!(id.service_account, Some(("team-a".into(), "notebook".into())));
+    assert!(id.groups.contains("system:serviceaccounts:team-a"));
+    let person = with(sa, "sub", json!("alice"));
+    assert!(matches!(v.verify(&sign(&person, "rsa-a.pem", "key-a"), t), Err(TokenError::MissingClaim(_))));
 }

@@ -75,6 +75,7 @@ impl Provider {
                 client_roles: vec!["coffer".into()],
                 leeway_seconds: 60,
                 jwks_ttl_seconds: 3600,
+                service_accounts: false,
             }],
             min_refetch,
         )

@@ -8,6 +8,9 @@
 //! `none` never is), its key (from the issuer's JWKS, see [`keys`]), its signature, `exp` /
 //! `nbf` / `iat` with a small leeway, and its audience.
 //!
+//! An issuer marked `service_accounts` is a Kubernetes cluster's: its tokens name a pod's
+//! service account, and the principal is the account's namespace (the profile).
+//!
 //! Fetching keys blocks (HTTP or a file): call [`OidcVerifier::verify`] off the async
 //! runtime (`spawn_blocking`).
 
@@ -99,6 +102,12 @@ pub struct IssuerConfig {
     /// How long fetched keys are trusted before a refetch, in seconds (default 3600).
     #[serde(default = "default_jwks_ttl")]
     pub jwks_ttl_seconds: u64,
+    /// This issuer is a Kubernetes cluster's service-account issuer: a token's `sub`,
+    /// `system:serviceaccount:<namespace>:<name>`, names the profile principal `<namespace>`
+    /// (pod-level credentials), with the groups `system:serviceaccounts` and
+    /// `system:serviceaccounts:<namespace>`.
+    #[serde(default)]
+    pub service_accounts: bool,
 }
 
 /// Who a verified token names.
@@ -112,6 +121,8 @@ pub struct TokenIdentity {
     pub groups: BTreeSet<String>,
     /// `exp`, Unix seconds.
     pub expires_at: i64,
+    /// For a service-account token: its namespace and service account.
+    pub service_account: Option<(String, String)>,
 }
 
 struct Issuer {
@@ -133,6 +144,13 @@ fn peek_issuer(token: &str) -> Result<String, TokenError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
     v.get("iss").and_then(Value::as_str).map(str::to_owned).ok_or(TokenError::MissingClaim("iss".into()))
+}
+
+/// `system:serviceaccount:<namespace>:<name>` → (namespace, name).
+fn service_account(sub: &str) -> Option<(&str, &str)> {
+    let rest = sub.strip_prefix("system:serviceaccount:")?;
+    let (ns, sa) = rest.split_once(':')?;
+    (!ns.is_empty() && !sa.is_empty() && !sa.contains(':')).then_some((ns, sa))
 }
 
 fn string_claim(claims: &Value, name: &str) -> Option<String> {
@@ -203,6 +221,21 @@ impl OidcVerifier {
         if claims.get("iat").and_then(Value::as_i64).is_some_and(|iat| iat > now + cfg.leeway_seconds as i64) {
             return Err(TokenError::NotYetValid);
         }
+        let subject = string_claim(&claims, "sub").unwrap_or_default();
+        if cfg.service_accounts {
+            let (ns, sa) = service_account(&subject)
+                .ok_or_else(|| TokenError::MissingClaim("sub (system:serviceaccount:<namespace>:<name>)".into()))?;
+            let groups = BTreeSet::from(["system:serviceaccounts".to_owned(), format!("system:serviceaccounts:{ns}")]);
+            return Ok(TokenIdentity {
+                issuer: cfg.issuer.clone(),
+                username: ns.to_owned(),
+                email: None,
+                groups,
+                expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
+                service_account: Some((ns.to_owned(), sa.to_owned())),
+                subject,
+            });
+        }
         let username = string_claim(&claims, &cfg.username_claim)
             .filter(|u| !u.is_empty())
             .ok_or_else(|| TokenError::MissingClaim(cfg.username_claim.clone()))?;
@@ -217,11 +250,12 @@ impl OidcVerifier {
         }
         Ok(TokenIdentity {
             issuer: cfg.issuer.clone(),
-            subject: string_claim(&claims, "sub").unwrap_or_default(),
+            subject,
             username,
             email: string_claim(&claims, "email"),
             groups,
             expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
+            service_account: None,
         })
     }
 }
