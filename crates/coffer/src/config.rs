@@ -76,6 +76,16 @@ pub struct FileConfig {
     /// Temporary credentials from `AssumeRoleWithWebIdentity`.
     #[serde(default)]
     pub sts: StsSection,
+    /// A personal bucket for every user, made on the first authenticated request.
+    pub personal_buckets: Option<PersonalBucketsSection>,
+}
+
+/// `[personal_buckets]`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PersonalBucketsSection {
+    /// The bucket name, with `{user}` for the user name (made S3-valid); e.g. "home-{user}".
+    pub template: String,
 }
 
 /// `[oidc]`: `[[oidc.issuers]]` entries and `[oidc.clearances]`.
@@ -133,6 +143,7 @@ pub struct Config {
     pub namespace_clearances: BTreeMap<String, Vec<coffer_core::Classification>>,
     pub sts_default_duration: i64,
     pub sts_max_duration: i64,
+    pub personal_bucket_template: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -219,12 +230,21 @@ impl Config {
             namespace_clearances,
             sts_default_duration,
             sts_max_duration,
+            personal_bucket_template: personal_bucket_template(file.personal_buckets)?,
         })
     }
 
     /// The database URL with any password hidden, for logs.
     pub fn database_url_redacted(&self) -> String {
         redact_url(&self.database_url)
+    }
+}
+
+fn personal_bucket_template(section: Option<PersonalBucketsSection>) -> anyhow::Result<Option<String>> {
+    match section {
+        Some(p) if !p.template.contains("{user}") => bail!("[personal_buckets] template must contain {{user}}"),
+        Some(p) => Ok(Some(p.template)),
+        None => Ok(None),
     }
 }
 

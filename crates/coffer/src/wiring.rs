@@ -98,6 +98,10 @@ pub async fn gateway(cfg: &Config, migrate: bool) -> anyhow::Result<Arc<Gateway>
             max_duration: cfg.sts_max_duration,
         });
     }
+    if let Some(template) = &cfg.personal_bucket_template {
+        gateway =
+            gateway.with_personal_buckets(coffer_gateway::personal::PersonalBuckets { template: template.clone() });
+    }
     Ok(Arc::new(gateway))
 }
 

@@ -38,6 +38,8 @@ struct Inner {
     revision: Option<i64>,
     keys: HashMap<String, Option<Arc<KeyEntry>>>,
     buckets: HashMap<String, Arc<BucketEntry>>,
+    /// Principals whose personal bucket is known to exist.
+    personal: std::collections::HashSet<String>,
 }
 
 /// See the module documentation.
@@ -62,6 +64,7 @@ impl Cache {
         g.generation += 1;
         g.keys.clear();
         g.buckets.clear();
+        g.personal.clear();
         true
     }
 
@@ -71,6 +74,18 @@ impl Cache {
         g.generation += 1;
         g.keys.clear();
         g.buckets.clear();
+        g.personal.clear();
+    }
+
+    pub fn has_personal(&self, principal: &str) -> bool {
+        self.inner.lock().unwrap().personal.contains(principal)
+    }
+
+    pub fn put_personal(&self, generation: u64, principal: &str) {
+        let mut g = self.inner.lock().unwrap();
+        if g.generation == generation {
+            g.personal.insert(principal.to_owned());
+        }
     }
 
     pub fn key(&self, id: &str) -> Option<Option<Arc<KeyEntry>>> {

@@ -16,6 +16,7 @@
 //!   operations.
 //! - [`conditions`] — `If-Match` and friends.
 //! - [`admin`] — users, buckets, grants, keys and `explain`, for the operator.
+//! - [`personal`] — personal buckets, created on a user's first authenticated request.
 //! - [`sessions`] — STS `AssumeRoleWithWebIdentity`: OIDC tokens for temporary credentials.
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ pub mod conditions;
 pub mod error;
 pub mod multipart;
 pub mod objects;
+pub mod personal;
 pub mod sessions;
 
 pub use authorize::Caller;
@@ -51,6 +53,7 @@ pub struct Gateway {
     cache: cache::Cache,
     max_object_size: u64,
     federation: Option<sessions::Federation>,
+    personal: Option<personal::PersonalBuckets>,
 }
 
 impl Gateway {
@@ -70,6 +73,7 @@ impl Gateway {
             cache: cache::Cache::default(),
             max_object_size: coffer_backend::MAX_PUT_SIZE,
             federation: None,
+            personal: None,
         }
     }
 

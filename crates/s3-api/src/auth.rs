@@ -61,6 +61,12 @@ impl S3Access for GatewayAuth {
         } else {
             self.gateway.caller_for_key(&creds.access_key).await.map_err(to_s3)?
         };
+        if !caller.principal.is_admin
+            && let Err(e) = self.gateway.ensure_personal_bucket(&caller.principal.name).await
+        {
+            // The request itself does not depend on it: log and go on.
+            tracing::warn!(principal = %caller.principal.name, error = %e, "cannot ensure the personal bucket");
+        }
         cx.extensions_mut().insert(caller);
         Ok(())
     }
