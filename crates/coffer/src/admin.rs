@@ -37,6 +37,9 @@ enum AdminCommand {
     /// Access keys: create, list, revoke.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The audit trail of authorization decisions.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Explain the decision for a user, a bucket and an action.
     Explain {
         #[arg(long)]
@@ -46,6 +49,28 @@ enum AdminCommand {
         /// read, write, delete, list or admin.
         #[arg(long)]
         action: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// List decisions, newest first.
+    List {
+        /// Only this principal's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only on this bucket.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Only allowed or only denied decisions.
+        #[arg(long, value_parser = ["allow", "deny"])]
+        decision: Option<String>,
+        /// Only the last DURATION (30s, 15m, 12h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
 }
 
@@ -334,6 +359,22 @@ async fn execute(gw: &Gateway, command: AdminCommand) -> anyhow::Result<Value> {
         AdminCommand::Key(KeyCommand::Revoke { access_key_id }) => {
             gw.admin_revoke_key(&access_key_id).await?;
             json!({ "revoked": access_key_id })
+        }
+        AdminCommand::Audit(AuditCommand::List { user, bucket, decision, since, limit }) => {
+            let since = match since {
+                Some(d) => Some((now() - parse_duration(&d)?) * 1000),
+                None => None,
+            };
+            let filter = coffer_core::AuditFilter {
+                principal: user,
+                bucket,
+                allowed: decision.map(|d| d == "allow"),
+                since,
+                until: None,
+                limit,
+            };
+            let events = gw.audit_events(&filter).await?;
+            Value::Array(events.iter().map(|e| serde_json::to_value(e).unwrap_or(Value::Null)).collect())
         }
         AdminCommand::Explain { user, bucket, action } => {
             let action = Action::parse(&action)

@@ -78,6 +78,8 @@ pub struct FileConfig {
     pub sts: StsSection,
     /// A personal bucket for every user, made on the first authenticated request.
     pub personal_buckets: Option<PersonalBucketsSection>,
+    /// How long audit events are kept in the metadata store, in days (default 90).
+    pub audit_retention_days: Option<u64>,
 }
 
 /// `[personal_buckets]`.
@@ -144,6 +146,7 @@ pub struct Config {
     pub sts_default_duration: i64,
     pub sts_max_duration: i64,
     pub personal_bucket_template: Option<String>,
+    pub audit_retention: std::time::Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -231,6 +234,7 @@ impl Config {
             sts_default_duration,
             sts_max_duration,
             personal_bucket_template: personal_bucket_template(file.personal_buckets)?,
+            audit_retention: std::time::Duration::from_secs(file.audit_retention_days.unwrap_or(90).max(1) * 86_400),
         })
     }
 

@@ -48,7 +48,7 @@ pub async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> 
     bootstrap_admin(&gateway).await?;
     let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    run(listener, gateway, shutdown_signal()).await
+    run(listener, gateway, cfg.audit_retention, shutdown_signal()).await
 }
 
 /// Create the platform admin on first start; print a generated key once.
@@ -100,17 +100,32 @@ async fn shutdown_signal() {
 pub async fn run(
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    audit_retention: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let gateway_for_audit = gateway.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(gateway.clone().watch_changes(async move {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|v| *v).await;
     }));
     let app = router(AppState { gateway, metrics: Arc::new(Metrics::default()) });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving")?;
+    let audit_gateway = gateway_for_audit;
+    let mut audit_stop = stop_tx.subscribe();
+    let audit = tokio::spawn(async move {
+        audit_gateway
+            .run_audit_writer(audit_retention, async move {
+                let _ = audit_stop.wait_for(|v| *v).await;
+            })
+            .await
+    });
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving")?;
     let _ = stop_tx.send(true);
     let _ = watcher.await;
+    let _ = audit.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -182,6 +197,12 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
         }
         let op = OperationName::default();
         req.extensions_mut().insert(op.clone());
+        let source = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_default();
+        req.extensions_mut().insert(coffer_gateway::RequestInfo { request_id: id.clone(), source });
         let has_body = declares_body(req.headers());
         let body_done = Arc::new(AtomicBool::new(false));
         let mut resp = match refuse_unsupported(req.method(), req.uri(), req.headers()) {

@@ -16,5 +16,5 @@ pub mod model;
 pub mod names;
 
 pub use authz::{Action, Decision, Role, Rule, decide, decide_copy, decide_create_bucket};
-pub use model::{AccessKey, Bucket, Grant, Grantee, Narrowing, Principal, User};
+pub use model::{AccessKey, AuditEvent, AuditFilter, Bucket, Grant, Grantee, Narrowing, Principal, User};
 pub use names::{BucketName, Classification, NameError, ObjectKey, UserName};

@@ -111,3 +111,35 @@ pub struct Principal {
     pub clearance: BTreeSet<Classification>,
     pub is_admin: bool,
 }
+
+/// One authorization decision, as the audit trail keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub principal: String,
+    pub access_key_id: String,
+    /// `read`, `write`, `copy …`, `create-bucket`, …
+    pub action: String,
+    pub bucket: String,
+    pub key: String,
+    pub allowed: bool,
+    /// The rule that decided, in words.
+    pub rule: String,
+    pub request_id: String,
+    /// The client's address.
+    pub source: String,
+}
+
+/// Which audit events to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub principal: Option<String>,
+    pub bucket: Option<String>,
+    pub allowed: Option<bool>,
+    /// Unix milliseconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub until: Option<i64>,
+    pub limit: usize,
+}

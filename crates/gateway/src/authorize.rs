@@ -3,12 +3,12 @@
 //! A front end authenticates (for S3: s3s verifies the SigV4 signature with the secret from
 //! [`Gateway::secret_for_key`]) and then asks for the [`Caller`]. Use cases call
 //! [`Gateway::authorize`] (or its copy and create variants) first; it loads the bucket and
-//! its grants through the cache, runs the pure decision, writes an audit event and answers
+//! its grants through the cache, runs the pure decision, records an audit event and answers
 //! `AccessDenied` for any denial — never revealing whether an object exists.
 
 use std::sync::Arc;
 
-use coffer_core::{Action, Bucket, BucketName, Classification, Decision, Narrowing, Principal, decide};
+use coffer_core::{Action, Bucket, BucketName, Classification, Narrowing, Principal, decide};
 
 use crate::cache::{BucketEntry, KeyEntry};
 use crate::{Error, Gateway, Result, now};
@@ -20,6 +20,29 @@ pub struct Caller {
     pub narrowing: Narrowing,
     /// The credential used, for the audit log.
     pub access_key_id: String,
+    /// The request's id, for the audit log (set by the front end).
+    pub request_id: String,
+    /// The client's address, for the audit log (set by the front end).
+    pub source: String,
+}
+
+/// What the HTTP layer knows of a request, passed to front ends in the request's
+/// extensions: its id and the client's address.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub request_id: String,
+    pub source: String,
+}
+
+impl Caller {
+    /// This caller, attributed to a request.
+    pub fn in_request(mut self, info: Option<&RequestInfo>) -> Self {
+        if let Some(i) = info {
+            self.request_id = i.request_id.clone();
+            self.source = i.source.clone();
+        }
+        self
+    }
 }
 
 impl Gateway {
@@ -68,6 +91,8 @@ impl Gateway {
             principal: e.user.principal(),
             narrowing: e.key.narrowing.clone(),
             access_key_id: access_key_id.to_owned(),
+            request_id: String::new(),
+            source: String::new(),
         })
     }
 
@@ -92,7 +117,7 @@ impl Gateway {
         let entry = self.bucket_entry(name).await?;
         let Some(bucket) = &entry.bucket else { return Err(Error::NoSuchBucket) };
         let d = decide(&caller.principal, &caller.narrowing, bucket, &entry.grants, action, now());
-        audit(caller, action.as_str(), name, key, &d);
+        self.audit(caller, action.as_str(), name, key, &d);
         if d.allowed { Ok(bucket.clone()) } else { Err(Error::AccessDenied) }
     }
 
@@ -110,7 +135,7 @@ impl Gateway {
         let decision =
             coffer_core::decide_copy(&caller.principal, &caller.narrowing, (sb, &s.grants), (db, &d.grants), now());
         let what = format!("copy {}/{} to", src.0, src.1);
-        audit(caller, &what, dst.0, Some(dst.1), &decision);
+        self.audit(caller, &what, dst.0, Some(dst.1), &decision);
         if decision.allowed { Ok((sb.clone(), db.clone())) } else { Err(Error::AccessDenied) }
     }
 
@@ -128,22 +153,7 @@ impl Gateway {
         classification: &Classification,
     ) -> Result<()> {
         let d = coffer_core::decide_create_bucket(&caller.principal, &caller.narrowing, name, classification, now());
-        audit(caller, "create-bucket", name.as_str(), None, &d);
+        self.audit(caller, "create-bucket", name.as_str(), None, &d);
         if d.allowed { Ok(()) } else { Err(Error::AccessDenied) }
     }
-}
-
-/// One audit event per decision: who, what, where, the verdict and the rule.
-fn audit(caller: &Caller, action: &str, bucket: &str, key: Option<&str>, d: &Decision) {
-    tracing::info!(
-        target: "coffer::audit",
-        principal = %caller.principal.name,
-        access_key_id = %caller.access_key_id,
-        action,
-        bucket,
-        key = key.unwrap_or(""),
-        allowed = d.allowed,
-        rule = %d.rule,
-        "authorization decision"
-    );
 }

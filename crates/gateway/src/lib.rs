@@ -11,7 +11,9 @@
 //! - [`cache`] — the read-through cache of keys and buckets, dropped when the store's
 //!   revision moves ([`Gateway::watch_changes`]).
 //! - [`authorize`] — [`Caller`] (who, under which narrowing) and the checks every use case
-//!   begins with; each decision is written to the audit log (`target: "coffer::audit"`).
+//!   begins with.
+//! - [`audit`] — each decision to the log (`target: "coffer::audit"`) and, in batches, to
+//!   the metadata store, with a retention.
 //! - [`buckets`], [`objects`], [`multipart`] — the S3 use cases, named after the AWS
 //!   operations.
 //! - [`conditions`] — `If-Match` and friends.
@@ -27,6 +29,7 @@ use coffer_identity::ServerKey;
 use coffer_metadata::MetadataStore;
 
 pub mod admin;
+pub mod audit;
 pub mod authorize;
 pub mod buckets;
 pub mod cache;
@@ -37,7 +40,7 @@ pub mod objects;
 pub mod personal;
 pub mod sessions;
 
-pub use authorize::Caller;
+pub use authorize::{Caller, RequestInfo};
 pub use conditions::Conditions;
 pub use error::{Error, Result};
 
@@ -54,6 +57,7 @@ pub struct Gateway {
     max_object_size: u64,
     federation: Option<sessions::Federation>,
     personal: Option<personal::PersonalBuckets>,
+    audit: audit::AuditSink,
 }
 
 impl Gateway {
@@ -74,6 +78,7 @@ impl Gateway {
             max_object_size: coffer_backend::MAX_PUT_SIZE,
             federation: None,
             personal: None,
+            audit: audit::AuditSink::default(),
         }
     }
 

@@ -137,7 +137,13 @@ impl Gateway {
                 _ => Error::InvalidToken,
             }
         })?;
-        Ok(Caller { principal: s.principal, narrowing: s.narrowing, access_key_id: access_key_id.to_owned() })
+        Ok(Caller {
+            principal: s.principal,
+            narrowing: s.narrowing,
+            access_key_id: access_key_id.to_owned(),
+            request_id: String::new(),
+            source: String::new(),
+        })
     }
 }
 

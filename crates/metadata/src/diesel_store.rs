@@ -19,7 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use coffer_core::{AccessKey, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Role, User, UserName};
+use coffer_core::{
+    AccessKey, AuditEvent, AuditFilter, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Role, User,
+    UserName,
+};
 use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
@@ -28,7 +31,7 @@ use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::schema::{access_keys, buckets, grants, revision, users};
+use crate::schema::{access_keys, audit_events, buckets, grants, revision, users};
 use crate::{Error, MetadataStore, Result};
 
 /// The PostgreSQL schema.
@@ -399,6 +402,56 @@ fn json_strings<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
 /// A stored JSON array of strings.
 fn strings_from_json(what: &str, key: &str, field: &str, json: &str) -> Result<Vec<String>> {
     serde_json::from_str(json).map_err(|e| corrupt(what, key, format_args!("{field}: {e}")))
+}
+
+/// An audit event as stored (without its id).
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+struct AuditRow {
+    at: i64,
+    principal: String,
+    access_key_id: String,
+    action: String,
+    bucket: String,
+    object_key: String,
+    allowed: bool,
+    rule: String,
+    request_id: String,
+    source: String,
+}
+
+impl AuditRow {
+    fn encode(e: &AuditEvent) -> Self {
+        // PostgreSQL text cannot hold NUL; the audit trail must not fail on a hostile key.
+        let clean = |s: &str| s.replace('\0', "\u{FFFD}");
+        Self {
+            at: e.at,
+            principal: clean(&e.principal),
+            access_key_id: clean(&e.access_key_id),
+            action: clean(&e.action),
+            bucket: clean(&e.bucket),
+            object_key: clean(&e.key),
+            allowed: e.allowed,
+            rule: clean(&e.rule),
+            request_id: clean(&e.request_id),
+            source: clean(&e.source),
+        }
+    }
+
+    fn decode(self) -> AuditEvent {
+        AuditEvent {
+            at: self.at,
+            principal: self.principal,
+            access_key_id: self.access_key_id,
+            action: self.action,
+            bucket: self.bucket,
+            key: self.object_key,
+            allowed: self.allowed,
+            rule: self.rule,
+            request_id: self.request_id,
+            source: self.source,
+        }
+    }
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -831,6 +884,63 @@ impl MetadataStore for DieselStore {
                 }
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<AuditRow> = events.iter().map(AuditRow::encode).collect();
+        self.with_conn(move |conn| {
+            conn.transaction(|conn| {
+                for row in &rows {
+                    diesel::insert_into(audit_events::table).values(row).execute(conn)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        if filter.principal.as_deref().is_some_and(|p| !may_be_stored(p))
+            || filter.bucket.as_deref().is_some_and(|b| !may_be_stored(b))
+        {
+            return Ok(Vec::new());
+        }
+        let f = filter.clone();
+        self.with_conn(move |conn| {
+            let mut q = audit_events::table
+                .order((audit_events::at.desc(), audit_events::id.desc()))
+                .select(AuditRow::as_select())
+                .into_boxed();
+            if let Some(p) = f.principal {
+                q = q.filter(audit_events::principal.eq(p));
+            }
+            if let Some(b) = f.bucket {
+                q = q.filter(audit_events::bucket.eq(b));
+            }
+            if let Some(a) = f.allowed {
+                q = q.filter(audit_events::allowed.eq(a));
+            }
+            if let Some(t) = f.since {
+                q = q.filter(audit_events::at.ge(t));
+            }
+            if let Some(t) = f.until {
+                q = q.filter(audit_events::at.lt(t));
+            }
+            let limit = i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX);
+            Ok(q.limit(limit).load(conn)?.into_iter().map(AuditRow::decode).collect())
+        })
+        .await
+    }
+
+    async fn purge_audit(&self, before: i64) -> Result<u64> {
+        self.with_conn(move |conn| {
+            let n = diesel::delete(audit_events::table.filter(audit_events::at.lt(before))).execute(conn)?;
+            Ok(n as u64)
         })
         .await
     }

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use coffer_core::{AccessKey, Bucket, Grant, Grantee, User};
+use coffer_core::{AccessKey, AuditEvent, AuditFilter, Bucket, Grant, Grantee, User};
 
 mod diesel_store;
 mod schema;
@@ -95,6 +95,14 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Mark revoked at `at` (Unix seconds). `NotFound` if absent; revoking twice keeps the
     /// first time.
     async fn revoke_access_key(&self, access_key_id: &str, at: i64) -> Result<()>;
+
+    /// Append audit events, in one transaction. The audit trail is not about rights: the
+    /// revision does not move.
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<()>;
+    /// Audit events matching `filter`, newest first, at most `filter.limit`.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+    /// Delete the events older than `before` (Unix milliseconds); returns how many.
+    async fn purge_audit(&self, before: i64) -> Result<u64>;
 }
 
 /// Open the store a URL names (`postgres://…`, `postgresql://…`, `sqlite://PATH` or

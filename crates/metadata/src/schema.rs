@@ -63,4 +63,21 @@ diesel::table! {
 diesel::joinable!(grants -> buckets (bucket));
 diesel::joinable!(access_keys -> users (user_name));
 
-diesel::allow_tables_to_appear_in_same_query!(users, buckets, grants, access_keys, revision);
+diesel::allow_tables_to_appear_in_same_query!(users, buckets, grants, access_keys, revision, audit_events);
+
+diesel::table! {
+    /// The audit trail, one row per authorization decision; `at` in Unix milliseconds.
+    audit_events (id) {
+        id -> BigInt,
+        at -> BigInt,
+        principal -> Text,
+        access_key_id -> Text,
+        action -> Text,
+        bucket -> Text,
+        object_key -> Text,
+        allowed -> Bool,
+        rule -> Text,
+        request_id -> Text,
+        source -> Text,
+    }
+}

@@ -149,6 +149,7 @@ conformance!(
     concurrent_mutations,
     corrupt_rows_are_reported,
     names_with_a_nul_byte_are_absent,
+    audit_trail,
 );
 
 // ---- sample records ----
@@ -529,8 +530,9 @@ async fn migrate_twice_is_a_no_op(db: &TestDb) {
     assert!(matches!(store.revision().await, Err(Error::Unavailable(_))));
 
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 1, "{applied:?}");
+    assert_eq!(applied.len(), 2, "{applied:?}");
     assert!(applied[0].ends_with("_init"), "{applied:?}");
+    assert!(applied[1].ends_with("_audit"), "{applied:?}");
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
     assert_eq!(db.open().await.migrate().await.unwrap(), Vec::<String>::new());
     assert_eq!(store.revision().await.unwrap(), 0);
@@ -628,7 +630,7 @@ async fn an_unreachable_postgres_is_unavailable_without_the_password() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_memory_is_one_database() {
     let store = coffer_metadata::open("sqlite::memory:").await.unwrap();
-    assert_eq!(store.migrate().await.unwrap().len(), 1);
+    assert_eq!(store.migrate().await.unwrap().len(), 2, "both embedded migrations apply");
     store.create_user(&user("alice")).await.unwrap();
     for _ in 0..10 {
         assert!(store.get_user("alice").await.unwrap().is_some());
@@ -658,4 +660,61 @@ async fn sqlite_paths_get_their_directories() {
     store.migrate().await.unwrap();
     store.create_user(&user("alice")).await.unwrap();
     assert!(target.is_file());
+}
+
+fn event(at: i64, principal: &str, bucket: &str, allowed: bool) -> coffer_core::AuditEvent {
+    coffer_core::AuditEvent {
+        at,
+        principal: principal.into(),
+        access_key_id: "CKTEST".into(),
+        action: "read".into(),
+        bucket: bucket.into(),
+        key: "k\0ey".into(),
+        allowed,
+        rule: "no ownership and no grant (deny by default)".into(),
+        request_id: format!("R{at}"),
+        source: "127.0.0.1:5000".into(),
+    }
+}
+
+async fn audit_trail(db: &TestDb) {
+    let store = db.store().await;
+    let before = store.revision().await.unwrap();
+    let events: Vec<_> =
+        (0..10).map(|i| event(1000 + i, if i % 2 == 0 { "alice" } else { "bob" }, "b1", i % 3 != 0)).collect();
+    store.append_audit(&events).await.unwrap();
+    store.append_audit(&[]).await.unwrap();
+    assert_eq!(store.revision().await.unwrap(), before, "the audit trail is not a metadata change");
+
+    let all = store.list_audit(&coffer_core::AuditFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 10);
+    assert_eq!(all[0].at, 1009, "newest first");
+    assert_eq!(all[9].key, "k\u{FFFD}ey", "a NUL is stored as U+FFFD on every database");
+    let f =
+        |principal: Option<&str>, allowed: Option<bool>, since: Option<i64>, limit: usize| coffer_core::AuditFilter {
+            principal: principal.map(str::to_owned),
+            bucket: None,
+            allowed,
+            since,
+            until: None,
+            limit,
+        };
+    let alice = store.list_audit(&f(Some("alice"), None, None, 100)).await.unwrap();
+    assert_eq!(alice.iter().map(|e| e.at).collect::<Vec<_>>(), [1008, 1006, 1004, 1002, 1000]);
+    let denied = store.list_audit(&f(None, Some(false), None, 100)).await.unwrap();
+    assert_eq!(denied.iter().map(|e| e.at).collect::<Vec<_>>(), [1009, 1006, 1003, 1000]);
+    let recent = store.list_audit(&f(None, None, Some(1007), 2)).await.unwrap();
+    assert_eq!(recent.iter().map(|e| e.at).collect::<Vec<_>>(), [1009, 1008]);
+    assert!(
+        store
+            .list_audit(&coffer_core::AuditFilter { bucket: Some("b2".into()), limit: 10, ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(store.purge_audit(1005).await.unwrap(), 5);
+    let left = store.list_audit(&f(None, None, None, 100)).await.unwrap();
+    assert_eq!(left.len(), 5);
+    assert!(left.iter().all(|e| e.at >= 1005));
 }

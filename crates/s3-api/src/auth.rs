@@ -61,6 +61,8 @@ impl S3Access for GatewayAuth {
         } else {
             self.gateway.caller_for_key(&creds.access_key).await.map_err(to_s3)?
         };
+        let info = cx.extensions_mut().get::<coffer_gateway::RequestInfo>().cloned();
+        let caller = caller.in_request(info.as_ref());
         if !caller.principal.is_admin
             && let Err(e) = self.gateway.ensure_personal_bucket(&caller.principal.name).await
         {

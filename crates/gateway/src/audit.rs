@@ -1,0 +1,131 @@
+//! The audit trail: every authorization decision goes to the log stream (target
+//! `coffer::audit`, at once) and to the metadata store (in batches, by a background writer,
+//! so a request never waits for it). Old events are purged after the retention period.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use coffer_core::{AuditEvent, AuditFilter, Decision};
+use tokio::sync::mpsc;
+
+use crate::{Caller, Gateway, Result};
+
+/// Events waiting for the writer; beyond this they are only in the log (and counted).
+const QUEUE: usize = 10_000;
+/// The most events written in one transaction.
+const BATCH: usize = 500;
+/// How often old events are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The queue between requests and the writer.
+pub struct AuditSink {
+    tx: mpsc::Sender<AuditEvent>,
+    rx: Mutex<Option<mpsc::Receiver<AuditEvent>>>,
+    dropped: AtomicU64,
+}
+
+impl Default for AuditSink {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Self { tx, rx: Mutex::new(Some(rx)), dropped: AtomicU64::new(0) }
+    }
+}
+
+impl AuditSink {
+    /// Events that could not be queued for the store (they are in the log stream).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Gateway {
+    /// Record one decision: to the log now, to the store soon.
+    pub(crate) fn audit(&self, caller: &Caller, action: &str, bucket: &str, key: Option<&str>, d: &Decision) {
+        let rule = d.rule.to_string();
+        tracing::info!(
+            target: "coffer::audit",
+            principal = %caller.principal.name,
+            access_key_id = %caller.access_key_id,
+            action,
+            bucket,
+            key = key.unwrap_or(""),
+            allowed = d.allowed,
+            rule = %rule,
+            source = %caller.source,
+            "authorization decision"
+        );
+        let event = AuditEvent {
+            at: now_millis(),
+            principal: caller.principal.name.clone(),
+            access_key_id: caller.access_key_id.clone(),
+            action: action.to_owned(),
+            bucket: bucket.to_owned(),
+            key: key.unwrap_or("").to_owned(),
+            allowed: d.allowed,
+            rule,
+            request_id: caller.request_id.clone(),
+            source: caller.source.clone(),
+        };
+        if self.audit.tx.try_send(event).is_err() {
+            self.audit.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Write queued events to the store and purge those older than `retention`, until
+    /// `shutdown` resolves (then what is queued is written). Run one per server process.
+    pub async fn run_audit_writer(&self, retention: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        let Some(mut rx) = self.audit.rx.lock().unwrap().take() else {
+            tracing::warn!("the audit writer is already running");
+            return;
+        };
+        tokio::pin!(shutdown);
+        let mut purge = tokio::time::interval(PURGE_EVERY);
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    self.write_audit(&mut batch).await;
+                }
+                _ = purge.tick() => {
+                    let before = now_millis() - retention.as_millis() as i64;
+                    match self.store.purge_audit(before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(events = n, "purged audit events past retention"),
+                        Err(e) => tracing::warn!(error = %e, "cannot purge audit events"),
+                    }
+                }
+                _ = &mut shutdown => {
+                    while let Ok(e) = rx.try_recv() {
+                        batch.push(e);
+                    }
+                    self.write_audit(&mut batch).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn write_audit(&self, batch: &mut Vec<AuditEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.append_audit(batch).await {
+            // The log stream already has them.
+            tracing::warn!(error = %e, events = batch.len(), "cannot store audit events");
+        }
+        batch.clear();
+    }
+
+    /// Audit events for the operator, newest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        Ok(self.store.list_audit(filter).await?)
+    }
+}
