@@ -151,7 +151,7 @@ def test_invalid_bucket_name(s3):
 
 def test_reserved_bucket_names(s3):
     # docs/S3.md: the names of the health and metrics endpoints are not bucket names
-    for reserved in ("healthz", "readyz", "metrics"):
+    for reserved in ("healthz", "readyz", "metrics", "api"):
         with s3_error("InvalidBucketName", 400):
             s3.create_bucket(Bucket=reserved)
 

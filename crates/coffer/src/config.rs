@@ -80,6 +80,8 @@ pub struct FileConfig {
     pub personal_buckets: Option<PersonalBucketsSection>,
     /// How long audit events are kept in the metadata store, in days (default 90).
     pub audit_retention_days: Option<u64>,
+    /// Identity headers of a trusted auth sidecar, for the REST API.
+    pub trusted_headers: Option<coffer_identity::TrustedHeadersConfig>,
 }
 
 /// `[personal_buckets]`.
@@ -147,6 +149,7 @@ pub struct Config {
     pub sts_max_duration: i64,
     pub personal_bucket_template: Option<String>,
     pub audit_retention: std::time::Duration,
+    pub trusted_headers: Option<coffer_identity::TrustedHeadersConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -235,6 +238,7 @@ impl Config {
             sts_max_duration,
             personal_bucket_template: personal_bucket_template(file.personal_buckets)?,
             audit_retention: std::time::Duration::from_secs(file.audit_retention_days.unwrap_or(90).max(1) * 86_400),
+            trusted_headers: file.trusted_headers,
         })
     }
 

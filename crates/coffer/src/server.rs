@@ -32,6 +32,7 @@ use crate::{logging, wiring};
 struct AppState {
     gateway: Arc<Gateway>,
     metrics: Arc<Metrics>,
+    trusted_headers: Option<Arc<coffer_identity::TrustedHeaders>>,
 }
 
 /// `coffer serve`.
@@ -48,7 +49,13 @@ pub async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> 
     bootstrap_admin(&gateway).await?;
     let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    run(listener, gateway, cfg.audit_retention, shutdown_signal()).await
+    let trusted_headers = match &cfg.trusted_headers {
+        Some(c) => Some(Arc::new(
+            coffer_identity::TrustedHeaders::new(c.clone()).map_err(|e| anyhow::anyhow!("[trusted_headers] {e}"))?,
+        )),
+        None => None,
+    };
+    run(listener, gateway, trusted_headers, cfg.audit_retention, shutdown_signal()).await
 }
 
 /// Create the platform admin on first start; print a generated key once.
@@ -100,6 +107,7 @@ async fn shutdown_signal() {
 pub async fn run(
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    trusted_headers: Option<Arc<coffer_identity::TrustedHeaders>>,
     audit_retention: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -109,7 +117,7 @@ pub async fn run(
         let mut rx = stop_rx;
         let _ = rx.wait_for(|v| *v).await;
     }));
-    let app = router(AppState { gateway, metrics: Arc::new(Metrics::default()) });
+    let app = router(AppState { gateway, metrics: Arc::new(Metrics::default()), trusted_headers });
     let audit_gateway = gateway_for_audit;
     let mut audit_stop = stop_tx.subscribe();
     let audit = tokio::spawn(async move {
@@ -136,9 +144,16 @@ fn router(state: AppState) -> Router {
         tracing::error!(error = ?e, "S3 service error");
         StatusCode::INTERNAL_SERVER_ERROR
     });
+    let rest = coffer_rest_api::router(coffer_rest_api::RestState {
+        gateway: state.gateway.clone(),
+        headers: state.trusted_headers.clone(),
+    });
     // `/healthz`, `/readyz` and `/metrics` are answered in `around_request` for GET only, so
     // every other request on those paths still reaches the S3 API (and gets S3 errors).
-    Router::new().fallback_service(s3).layer(middleware::from_fn_with_state(state, around_request))
+    Router::new()
+        .nest("/api/v1", rest)
+        .fallback_service(s3)
+        .layer(middleware::from_fn_with_state(state, around_request))
 }
 
 /// The plain routes: GET `/healthz`, `/readyz`, `/metrics`.
@@ -186,6 +201,16 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
         if method == http::Method::GET
             && let Some(resp) = plain_route(&st, &path).await
         {
+            return resp;
+        }
+        if path.starts_with("/api/") {
+            let mut resp = next.run(req).await;
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                resp.headers_mut().insert("x-request-id", v);
+            }
+            let status = resp.status().as_u16();
+            st.metrics.observe("REST", status, start.elapsed());
+            tracing::info!(%method, path, operation = "REST", status, "request");
             return resp;
         }
         if coffer_s3_api::sts::is_sts_request(&method, req.uri(), req.headers()) {

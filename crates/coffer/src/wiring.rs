@@ -89,11 +89,13 @@ pub async fn gateway(cfg: &Config, migrate: bool) -> anyhow::Result<Arc<Gateway>
     let tiers = tiers(cfg).await?;
     let mut gateway =
         Gateway::new(store, tiers, cfg.default_tier.clone(), key).with_max_object_size(cfg.max_object_size);
+    gateway = gateway.with_clearances(coffer_gateway::sessions::Clearances {
+        groups: cfg.clearances.clone(),
+        namespaces: cfg.namespace_clearances.clone(),
+    });
     if !cfg.oidc_issuers.is_empty() {
         gateway = gateway.with_federation(coffer_gateway::sessions::Federation {
             verifier: Arc::new(coffer_identity::OidcVerifier::new(cfg.oidc_issuers.clone())),
-            clearances: cfg.clearances.clone(),
-            namespace_clearances: cfg.namespace_clearances.clone(),
             default_duration: cfg.sts_default_duration,
             max_duration: cfg.sts_max_duration,
         });

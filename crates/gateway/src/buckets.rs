@@ -4,8 +4,8 @@ use coffer_core::{Action, Bucket, BucketName, Classification};
 
 use crate::{Caller, Error, Gateway, Result, now};
 
-/// Names the HTTP server routes elsewhere (`/healthz`, `/readyz`, `/metrics`).
-pub const RESERVED_BUCKET_NAMES: [&str; 3] = ["healthz", "readyz", "metrics"];
+/// Names the HTTP server routes elsewhere (`/healthz`, `/readyz`, `/metrics`, `/api/…`).
+pub const RESERVED_BUCKET_NAMES: [&str; 4] = ["healthz", "readyz", "metrics", "api"];
 
 /// Parse a new bucket's name: the S3 rules, and none of the reserved names.
 pub(crate) fn parse_bucket_name(name: &str) -> Result<BucketName> {

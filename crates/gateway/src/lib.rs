@@ -58,6 +58,7 @@ pub struct Gateway {
     federation: Option<sessions::Federation>,
     personal: Option<personal::PersonalBuckets>,
     audit: audit::AuditSink,
+    clearances: sessions::Clearances,
 }
 
 impl Gateway {
@@ -79,6 +80,7 @@ impl Gateway {
             federation: None,
             personal: None,
             audit: audit::AuditSink::default(),
+            clearances: sessions::Clearances::default(),
         }
     }
 

@@ -10,18 +10,40 @@ use std::sync::Arc;
 
 use coffer_core::{BucketName, Classification, Narrowing, Principal};
 use coffer_identity::session::{self, SessionCredentials};
-use coffer_identity::{OidcVerifier, TokenError};
+use coffer_identity::{OidcVerifier, TokenError, TokenIdentity};
 use serde::Deserialize;
 
 use crate::{Caller, Error, Gateway, Result, now};
 
+/// The clearance of principals that come from outside the metadata store (tokens, headers):
+/// `unclassified`, plus what their groups and (for service accounts) namespace give.
+#[derive(Debug, Clone, Default)]
+pub struct Clearances {
+    /// Group → classifications its members are cleared for.
+    pub groups: BTreeMap<String, Vec<Classification>>,
+    /// Namespace → classifications its service accounts (the profile) are cleared for.
+    pub namespaces: BTreeMap<String, Vec<Classification>>,
+}
+
+impl Clearances {
+    /// The principal of an externally authenticated user or service account.
+    pub fn principal(&self, name: &str, groups: &BTreeSet<String>, namespace: Option<&str>) -> Principal {
+        let mut clearance = BTreeSet::from([Classification::unclassified()]);
+        for g in groups {
+            if let Some(cs) = self.groups.get(g) {
+                clearance.extend(cs.iter().cloned());
+            }
+        }
+        if let Some(cs) = namespace.and_then(|ns| self.namespaces.get(ns)) {
+            clearance.extend(cs.iter().cloned());
+        }
+        Principal { name: name.to_owned(), groups: groups.clone(), clearance, is_admin: false }
+    }
+}
+
 /// What federation needs: the token verifier and the rules for sessions.
 pub struct Federation {
     pub verifier: Arc<OidcVerifier>,
-    /// Group → classifications its members are cleared for.
-    pub clearances: BTreeMap<String, Vec<Classification>>,
-    /// Namespace → classifications its service accounts (the profile) are cleared for.
-    pub namespace_clearances: BTreeMap<String, Vec<Classification>>,
     /// Session length when the request names none, in seconds.
     pub default_duration: i64,
     /// The longest session, in seconds.
@@ -58,7 +80,36 @@ pub enum StsError {
     NotConfigured,
 }
 
+/// Verify a bearer token off the runtime (fetching keys blocks).
+async fn verify_token(verifier: &Arc<OidcVerifier>, token: &str, now: i64) -> Result<TokenIdentity, TokenError> {
+    let verifier = verifier.clone();
+    let token = token.to_owned();
+    tokio::task::spawn_blocking(move || verifier.verify(&token, now))
+        .await
+        .unwrap_or_else(|e| Err(TokenError::KeysUnavailable(e.to_string())))
+}
+
 impl Gateway {
+    /// How externally authenticated principals are cleared.
+    pub fn with_clearances(mut self, clearances: Clearances) -> Self {
+        self.clearances = clearances;
+        self
+    }
+
+    /// The principal behind an OIDC bearer token (for the REST API). `None` when no issuer
+    /// is configured.
+    pub async fn principal_for_bearer(&self, token: &str) -> Option<Result<Principal, TokenError>> {
+        let fed = self.federation.as_ref()?;
+        Some(verify_token(&fed.verifier, token, now()).await.map(|id| {
+            self.clearances.principal(&id.username, &id.groups, id.service_account.as_ref().map(|(ns, _)| ns.as_str()))
+        }))
+    }
+
+    /// The principal named by a trusted sidecar's headers.
+    pub fn principal_for_headers(&self, id: &coffer_identity::HeaderIdentity) -> Principal {
+        self.clearances.principal(&id.username, &id.groups, None)
+    }
+
     /// Enable `AssumeRoleWithWebIdentity`.
     pub fn with_federation(mut self, federation: Federation) -> Self {
         self.federation = Some(federation);
@@ -85,30 +136,17 @@ impl Gateway {
             None | Some("") => Narrowing::default(),
             Some(p) => narrowing_of(p)?,
         };
-        let verifier = fed.verifier.clone();
-        let token = token.to_owned();
         let t = now();
-        let identity = tokio::task::spawn_blocking(move || verifier.verify(&token, t))
-            .await
-            .map_err(|e| StsError::IdpCommunication(e.to_string()))?
-            .map_err(|e| match e {
-                TokenError::Expired => StsError::ExpiredToken("The web identity token has expired".into()),
-                TokenError::KeysUnavailable(m) => StsError::IdpCommunication(m),
-                other => StsError::InvalidIdentityToken(other.to_string()),
-            })?;
-        let mut clearance = BTreeSet::from([Classification::unclassified()]);
-        for g in &identity.groups {
-            if let Some(cs) = fed.clearances.get(g) {
-                clearance.extend(cs.iter().cloned());
-            }
-        }
-        if let Some((ns, _)) = &identity.service_account
-            && let Some(cs) = fed.namespace_clearances.get(ns)
-        {
-            clearance.extend(cs.iter().cloned());
-        }
-        let principal =
-            Principal { name: identity.username.clone(), groups: identity.groups.clone(), clearance, is_admin: false };
+        let identity = verify_token(&fed.verifier, token, t).await.map_err(|e| match e {
+            TokenError::Expired => StsError::ExpiredToken("The web identity token has expired".into()),
+            TokenError::KeysUnavailable(m) => StsError::IdpCommunication(m),
+            other => StsError::InvalidIdentityToken(other.to_string()),
+        })?;
+        let principal = self.clearances.principal(
+            &identity.username,
+            &identity.groups,
+            identity.service_account.as_ref().map(|(ns, _)| ns.as_str()),
+        );
         // A session never outlives the token's own validity by more than asked, nor the max.
         let expires_at = t + duration;
         let source = match &identity.service_account {

@@ -1,0 +1,46 @@
+//! Who is calling the REST API: an OIDC bearer token if one is sent, otherwise the
+//! identity headers of a trusted sidecar, otherwise nobody (401).
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, header};
+use coffer_core::Principal;
+use coffer_identity::HeaderOutcome;
+
+use crate::RestState;
+use crate::problem::Problem;
+
+/// An authenticated REST caller.
+#[derive(Debug, Clone)]
+pub struct RestCaller {
+    pub principal: Principal,
+    /// `bearer` or `headers`.
+    pub via: &'static str,
+}
+
+pub async fn authenticate(st: &RestState, remote: IpAddr, headers: &HeaderMap) -> Result<RestCaller, Problem> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
+            return Err(Problem::unauthorized("use Authorization: Bearer <token>"));
+        };
+        return match st.gateway.principal_for_bearer(token).await {
+            None => Err(Problem::unauthorized("no token issuer is configured")),
+            Some(Ok(principal)) => Ok(RestCaller { principal, via: "bearer" }),
+            Some(Err(e)) => {
+                tracing::info!(%remote, error = %e, "bearer token refused");
+                Err(Problem::unauthorized(format!("the bearer token was refused: {e}")))
+            }
+        };
+    }
+    if let Some(rule) = &st.headers {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        match rule.identify(remote, get) {
+            HeaderOutcome::Trusted(id) => {
+                return Ok(RestCaller { principal: st.gateway.principal_for_headers(&id), via: "headers" });
+            }
+            // Logged by `identify`; treated as if there were no such headers.
+            HeaderOutcome::Untrusted | HeaderOutcome::Absent => {}
+        }
+    }
+    Err(Problem::unauthorized("sign in: send a bearer token, or come through the auth proxy"))
+}

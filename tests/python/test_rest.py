@@ -1,0 +1,148 @@
+"""The REST API's authentication: OIDC bearer tokens, and the identity headers of an auth
+sidecar — here a real nginx in front of coffer — believed only from the trusted proxy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import STORES, CofferServer, Store, free_port
+from test_sts import Issuer
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    i = Issuer()
+    yield i
+    i.close()
+
+
+@pytest.fixture(scope="module", params=STORES)
+def rest_server(request, issuer, coffer_bin, tmp_path_factory):
+    base = tmp_path_factory.mktemp(f"coffer-rest-{request.param}")
+    config = base / "coffer.toml"
+    config.write_text(
+        "[[oidc.issuers]]\n"
+        f'issuer = "{issuer.url}"\n'
+        'audiences = ["coffer"]\n'
+        "[oidc.clearances]\n"
+        'leads = ["protected-b"]\n'
+        "[trusted_headers]\n"
+        'proxies = ["127.0.0.2"]\n'
+    )
+    old = os.environ.get("COFFER_CONFIG")
+    os.environ["COFFER_CONFIG"] = str(config)
+    srv = CofferServer(coffer_bin, Store(request.param, base), base)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.close()
+        if old is None:
+            os.environ.pop("COFFER_CONFIG", None)
+        else:
+            os.environ["COFFER_CONFIG"] = old
+
+
+@pytest.fixture(scope="module")
+def nginx(rest_server, tmp_path_factory):
+    """nginx on a free port, proxying to coffer from 127.0.0.2 with a signed-in user's headers."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert os.path.exists(binary), "nginx is not installed (scripts/test installs it)"
+    d = tmp_path_factory.mktemp("nginx")
+    port = free_port()
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (d / sub).mkdir()
+    (d / "nginx.conf").write_text(
+        f"""
+daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{rest_server.port};
+            proxy_bind 127.0.0.2;
+            proxy_set_header X-Forwarded-User "alice";
+            proxy_set_header X-Forwarded-Email "alice@example.test";
+            proxy_set_header X-Forwarded-Groups "analysts,/leads";
+        }}
+    }}
+}}
+"""
+    )
+    proc = subprocess.Popen([binary, "-p", str(d), "-c", str(d / "nginx.conf")], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail(f"nginx did not start: {proc.stderr.read()!r}")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def me(url: str, **headers) -> requests.Response:
+    return requests.get(f"{url}/api/v1/me", headers=headers, timeout=10)
+
+
+def assert_problem(r: requests.Response, status: int) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    p = r.json()
+    assert p["status"] == status and p["title"] and p["detail"], p
+    return p
+
+
+def test_sidecar_headers_are_believed_through_the_trusted_proxy(rest_server, nginx):
+    r = me(nginx)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["name"] == "alice"
+    assert body["groups"] == ["analysts", "leads"]
+    assert body["clearance"] == ["protected-b", "unclassified"]
+    assert body["authenticated_by"] == "headers"
+    assert r.headers.get("x-request-id")
+
+
+def test_sidecar_headers_sent_directly_are_ignored_and_logged(rest_server):
+    r = me(rest_server.endpoint, **{"X-Forwarded-User": "mallory", "X-Forwarded-Groups": "leads"})
+    assert_problem(r, 401)
+    assert r.headers["www-authenticate"] == "Bearer"
+    deadline = time.monotonic() + 5
+    while "identity headers from an untrusted address ignored" not in rest_server.log_text():
+        assert time.monotonic() < deadline, "the ignored attempt is not logged"
+        time.sleep(0.05)
+
+
+def test_bearer_tokens(rest_server, issuer):
+    token = issuer.token({"aud": "coffer", "sub": "s-bob", "preferred_username": "bob", "groups": ["leads"]})
+    r = me(rest_server.endpoint, Authorization=f"Bearer {token}")
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "bob"
+    assert r.json()["authenticated_by"] == "bearer"
+    assert "protected-b" in r.json()["clearance"]
+    expired = issuer.token({"aud": "coffer", "sub": "s", "preferred_username": "bob"}, expires_in=-600)
+    assert "expired" in assert_problem(me(rest_server.endpoint, Authorization=f"Bearer {expired}"), 401)["detail"]
+    assert_problem(me(rest_server.endpoint, Authorization="Basic Ym9iOnB3"), 401)
+    assert_problem(me(rest_server.endpoint), 401)
