@@ -1,5 +1,6 @@
-//! The HTTP server. One listener serves the S3 API (path-style, at `/`), `/healthz`,
-//! `/readyz` and `/metrics`. Around every S3 request: a request id (the `x-amz-request-id`
+//! The HTTP server. One listener serves the S3 API (path-style, at `/`), STS
+//! `AssumeRoleWithWebIdentity`, the REST API under `/api/v1`, `/healthz`, `/readyz` and
+//! `/metrics`. Around every S3 request: a request id (the `x-amz-request-id`
 //! header and the `request_id` of every log line), the refusal of SigV2 and POST forms,
 //! metrics (operation, status, latency, bytes) and one summary log line.
 //! [`run`] takes the listener and a shutdown future, so tests and `serve` start it alike;
@@ -190,8 +191,9 @@ fn hex_upper(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
-/// Request id, refusals, metrics and the summary log line around every request.
-async fn around_request(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Request id, metrics and the summary log line around every request, then the front end
+/// the request is for: the plain routes, the REST API, STS, or S3.
+async fn around_request(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let id = request_id();
     let span = tracing::info_span!("request", request_id = %id);
     async move {
@@ -203,58 +205,18 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
         {
             return resp;
         }
-        if path.starts_with("/api/") {
+        let (operation, resp) = if path.starts_with("/api/") {
             let mut resp = next.run(req).await;
             if let Ok(v) = HeaderValue::from_str(&id) {
                 resp.headers_mut().insert("x-request-id", v);
             }
-            let status = resp.status().as_u16();
-            st.metrics.observe("REST", status, start.elapsed());
-            tracing::info!(%method, path, operation = "REST", status, "request");
-            return resp;
-        }
-        if coffer_s3_api::sts::is_sts_request(&method, req.uri(), req.headers()) {
-            let resp = sts(&st, req, &id).await;
-            let status = resp.status().as_u16();
-            st.metrics.observe("AssumeRoleWithWebIdentity", status, start.elapsed());
-            tracing::info!(%method, path, operation = "AssumeRoleWithWebIdentity", status, "request");
-            return resp;
-        }
-        let op = OperationName::default();
-        req.extensions_mut().insert(op.clone());
-        let source = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.to_string())
-            .unwrap_or_default();
-        req.extensions_mut().insert(coffer_gateway::RequestInfo { request_id: id.clone(), source });
-        let has_body = declares_body(req.headers());
-        let body_done = Arc::new(AtomicBool::new(false));
-        let mut resp = match refuse_unsupported(req.method(), req.uri(), req.headers()) {
-            Err(e) => xml_error(&e, &id),
-            Ok(()) => {
-                let metrics = st.metrics.clone();
-                let done = body_done.clone();
-                let req = req.map(|b| Body::new(Counted::new(b, move |n| metrics.add_bytes_in(n), Some(done))));
-                next.run(req).await
-            }
+            ("REST".to_owned(), resp)
+        } else if coffer_s3_api::sts::is_sts_request(&method, req.uri(), req.headers()) {
+            ("AssumeRoleWithWebIdentity".to_owned(), sts(&st, req, &id).await)
+        } else {
+            s3_request(&st, req, next, &id).await
         };
-        if resp.status().as_u16() >= 400 {
-            if method != http::Method::HEAD {
-                resp = complete_error(resp, &id).await;
-            }
-            // Refused before its body was read (often without a `100 Continue`, so the client
-            // never sent it): close the connection rather than read the next request as this
-            // one's body.
-            if has_body && !body_done.load(Ordering::Acquire) {
-                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-        }
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            resp.headers_mut().insert("x-amz-request-id", v);
-        }
         let status = resp.status().as_u16();
-        let operation = op.get().unwrap_or_else(|| "Unknown".to_owned());
         let elapsed = start.elapsed();
         st.metrics.observe(&operation, status, elapsed);
         tracing::info!(
@@ -270,6 +232,47 @@ async fn around_request(State(st): State<AppState>, mut req: Request, next: Next
     }
     .instrument(span)
     .await
+}
+
+/// An S3 request: SigV2 and POST forms refused here, the rest through s3s; error bodies
+/// completed; the connection closed after a refusal that left the body unread. Returns the
+/// S3 operation's name and the response.
+async fn s3_request(st: &AppState, mut req: Request, next: Next, id: &str) -> (String, Response) {
+    let method = req.method().clone();
+    let op = OperationName::default();
+    req.extensions_mut().insert(op.clone());
+    let source = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    req.extensions_mut().insert(coffer_gateway::RequestInfo { request_id: id.to_owned(), source });
+    let has_body = declares_body(req.headers());
+    let body_done = Arc::new(AtomicBool::new(false));
+    let mut resp = match refuse_unsupported(req.method(), req.uri(), req.headers()) {
+        Err(e) => xml_error(&e, id),
+        Ok(()) => {
+            let metrics = st.metrics.clone();
+            let done = body_done.clone();
+            let req = req.map(|b| Body::new(Counted::new(b, move |n| metrics.add_bytes_in(n), Some(done))));
+            next.run(req).await
+        }
+    };
+    if resp.status().as_u16() >= 400 {
+        if method != http::Method::HEAD {
+            resp = complete_error(resp, id).await;
+        }
+        // Refused before its body was read (often without a `100 Continue`, so the client
+        // never sent it): close the connection rather than read the next request as this
+        // one's body.
+        if has_body && !body_done.load(Ordering::Acquire) {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    (op.get().unwrap_or_else(|| "Unknown".to_owned()), resp)
 }
 
 /// An STS call: read its (small) form body, answer in the STS XML format.
