@@ -146,3 +146,72 @@ def test_bearer_tokens(rest_server, issuer):
     assert "expired" in assert_problem(me(rest_server.endpoint, Authorization=f"Bearer {expired}"), 401)["detail"]
     assert_problem(me(rest_server.endpoint, Authorization="Basic Ym9iOnB3"), 401)
     assert_problem(me(rest_server.endpoint), 401)
+
+
+def api(url: str, method: str, path: str, token: str | None = None, headers=None, **kw) -> requests.Response:
+    headers = dict(headers or {})
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.request(method, f"{url}/api/v1{path}", headers=headers, timeout=10, **kw)
+
+
+def test_a_web_app_shares_a_project(rest_server, issuer):
+    from test_sts import assume, session_s3
+
+    from conftest import eventually, s3_error, unique
+
+    def tok(user):
+        return issuer.token({"aud": "coffer", "sub": f"s-{user}", "preferred_username": user})
+
+    alice, bob, carol = unique("alice"), unique("bob"), unique("carol")
+    url = rest_server.endpoint
+    project = unique("proj")
+    r = api(url, "POST", "/projects", tok(alice), json={"name": project})
+    assert r.status_code == 201, r.text
+    assert r.json()["bucket"]["owner"] == f"project:{project}"
+    assert project in [b["name"] for b in api(url, "GET", "/buckets", tok(alice)).json()]
+    r = api(url, "PUT", f"/buckets/{project}/grants", tok(alice), json={"user": bob, "role": "read"})
+    assert r.status_code == 200, r.text
+    grants = api(url, "GET", f"/buckets/{project}/grants", tok(alice)).json()
+    assert {(g["grantee"]["name"], g["role"]) for g in grants} == {(alice, "admin"), (bob, "read")}
+
+    # alice writes through S3 with a session; bob reads; carol is refused
+    session_s3(rest_server, assume(rest_server, tok(alice))).put_object(Bucket=project, Key="result.csv", Body=b"42")
+    bob_s3 = session_s3(rest_server, assume(rest_server, tok(bob)))
+    assert bob_s3.get_object(Bucket=project, Key="result.csv")["Body"].read() == b"42"
+    with s3_error("AccessDenied", 403):
+        bob_s3.put_object(Bucket=project, Key="x", Body=b"no")
+    carol_s3 = session_s3(rest_server, assume(rest_server, tok(carol)))
+    with s3_error("AccessDenied", 403):
+        carol_s3.get_object(Bucket=project, Key="result.csv")
+    assert_problem(api(url, "GET", f"/buckets/{project}", tok(carol)), 403)
+    assert_problem(api(url, "GET", f"/buckets/{project}/grants", tok(bob)), 403)  # read is not admin
+    assert_problem(api(url, "PUT", f"/buckets/{project}/grants", tok(bob), json={"user": carol, "role": "admin"}), 403)
+
+    # removing bob takes effect within a second
+    assert api(url, "DELETE", f"/buckets/{project}/grants/user/{bob}", tok(alice)).status_code == 204
+
+    def bob_refused():
+        try:
+            bob_s3.get_object(Bucket=project, Key="result.csv")
+            return None
+        except Exception:
+            return True
+
+    eventually(bob_refused, timeout=1.5)
+
+
+def test_rest_errors_are_problem_details(rest_server, issuer):
+    from conftest import unique
+
+    token = issuer.token({"aud": "coffer", "sub": "s", "preferred_username": unique("dora")})
+    url = rest_server.endpoint
+    assert_problem(api(url, "POST", "/buckets", token, data="{not json", headers={"content-type": "application/json"}), 400)
+    assert_problem(api(url, "POST", "/buckets", token, json={"name": "Bad_Name"}), 400)
+    assert_problem(api(url, "GET", f"/buckets/{unique('none')}", token), 404)
+    name = unique("dora-b")
+    assert api(url, "POST", "/buckets", token, json={"name": name}).status_code == 201
+    assert_problem(api(url, "POST", "/buckets", token, json={"name": name}), 409)
+    assert_problem(api(url, "PUT", f"/buckets/{name}/grants", token, json={"role": "read"}), 400)
+    assert_problem(api(url, "GET", "/no-such-route", token), 404)
+    assert api(url, "DELETE", f"/buckets/{name}", token).status_code == 204

@@ -206,6 +206,8 @@ async fn around_request(State(st): State<AppState>, req: Request, next: Next) ->
             return resp;
         }
         let (operation, resp) = if path.starts_with("/api/") {
+            let mut req = req;
+            req.extensions_mut().insert(coffer_gateway::RequestInfo { request_id: id.clone(), source: String::new() });
             let mut resp = next.run(req).await;
             if let Ok(v) = HeaderValue::from_str(&id) {
                 resp.headers_mut().insert("x-request-id", v);

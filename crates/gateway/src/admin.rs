@@ -47,6 +47,9 @@ impl Gateway {
         for g in groups {
             user_name(g).map_err(|_| Error::InvalidArgument(format!("group name {g:?} is invalid")))?;
         }
+        if !crate::sessions::external_name_allowed(name) {
+            return Err(Error::InvalidArgument(format!("user name {name:?} is reserved for projects")));
+        }
         let user = User {
             name: user_name(name)?,
             groups: groups.iter().cloned().collect(),

@@ -17,6 +17,7 @@
 //! - [`buckets`], [`objects`], [`multipart`] — the S3 use cases, named after the AWS
 //!   operations.
 //! - [`conditions`] — `If-Match` and friends.
+//! - [`grants`] — sharing by bucket admins, and projects.
 //! - [`admin`] — users, buckets, grants, keys and `explain`, for the operator.
 //! - [`personal`] — personal buckets, created on a user's first authenticated request.
 //! - [`sessions`] — STS `AssumeRoleWithWebIdentity`: OIDC tokens for temporary credentials.
@@ -35,6 +36,7 @@ pub mod buckets;
 pub mod cache;
 pub mod conditions;
 pub mod error;
+pub mod grants;
 pub mod multipart;
 pub mod objects;
 pub mod personal;

@@ -25,6 +25,12 @@ pub struct Clearances {
     pub namespaces: BTreeMap<String, Vec<Classification>>,
 }
 
+/// May an identity from outside (a token, headers) use this name? Names of the form
+/// `project:<name>` own projects' buckets and are never a person's.
+pub fn external_name_allowed(name: &str) -> bool {
+    !name.starts_with("project:")
+}
+
 impl Clearances {
     /// The principal of an externally authenticated user or service account.
     pub fn principal(&self, name: &str, groups: &BTreeSet<String>, namespace: Option<&str>) -> Principal {
@@ -105,9 +111,9 @@ impl Gateway {
         }))
     }
 
-    /// The principal named by a trusted sidecar's headers.
-    pub fn principal_for_headers(&self, id: &coffer_identity::HeaderIdentity) -> Principal {
-        self.clearances.principal(&id.username, &id.groups, None)
+    /// The principal named by a trusted sidecar's headers; `None` for a reserved name.
+    pub fn principal_for_headers(&self, id: &coffer_identity::HeaderIdentity) -> Option<Principal> {
+        external_name_allowed(&id.username).then(|| self.clearances.principal(&id.username, &id.groups, None))
     }
 
     /// Enable `AssumeRoleWithWebIdentity`.
@@ -142,6 +148,9 @@ impl Gateway {
             TokenError::KeysUnavailable(m) => StsError::IdpCommunication(m),
             other => StsError::InvalidIdentityToken(other.to_string()),
         })?;
+        if !external_name_allowed(&identity.username) {
+            return Err(StsError::InvalidIdentityToken(format!("the user name {:?} is reserved", identity.username)));
+        }
         let principal = self.clearances.principal(
             &identity.username,
             &identity.groups,

@@ -18,6 +18,19 @@ pub struct RestCaller {
     pub via: &'static str,
 }
 
+impl RestCaller {
+    /// The gateway's view of this caller, attributed to a request.
+    pub fn caller(&self, request_id: &str, source: &str) -> coffer_gateway::Caller {
+        coffer_gateway::Caller {
+            principal: self.principal.clone(),
+            narrowing: coffer_core::Narrowing::default(),
+            access_key_id: self.via.to_owned(),
+            request_id: request_id.to_owned(),
+            source: source.to_owned(),
+        }
+    }
+}
+
 pub async fn authenticate(st: &RestState, remote: IpAddr, headers: &HeaderMap) -> Result<RestCaller, Problem> {
     if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
@@ -36,7 +49,10 @@ pub async fn authenticate(st: &RestState, remote: IpAddr, headers: &HeaderMap) -
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         match rule.identify(remote, get) {
             HeaderOutcome::Trusted(id) => {
-                return Ok(RestCaller { principal: st.gateway.principal_for_headers(&id), via: "headers" });
+                return match st.gateway.principal_for_headers(&id) {
+                    Some(principal) => Ok(RestCaller { principal, via: "headers" }),
+                    None => Err(Problem::unauthorized("that user name is reserved")),
+                };
             }
             // Logged by `identify`; treated as if there were no such headers.
             HeaderOutcome::Untrusted | HeaderOutcome::Absent => {}

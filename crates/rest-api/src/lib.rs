@@ -8,10 +8,12 @@
 //! ## Layout
 //! - this file — [`router`] and its state.
 //! - [`auth`] — who is calling: bearer token first, then trusted headers.
+//! - [`buckets`] — buckets, their grants (bucket admins only), and projects.
 //! - [`problem`] — the error document.
 //!
-//! So far the API answers `GET /api/v1/me`; buckets, objects, grants, projects, keys,
-//! share links and the audit view follow on the same authentication.
+//! So far: `GET /me`; buckets (list, create, get, delete); grants (list, add, remove);
+//! projects (create). Objects, access keys, share links, the audit view and the OpenAPI
+//! document follow on the same authentication.
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use coffer_identity::TrustedHeaders;
 use serde_json::json;
 
 pub mod auth;
+pub mod buckets;
 pub mod problem;
 
 /// What the handlers share.
@@ -37,7 +40,15 @@ pub struct RestState {
 
 /// The routes under `/api/v1` (mount with `nest("/api/v1", …)`).
 pub fn router(state: RestState) -> Router {
-    Router::new().route("/me", get(me)).with_state(state)
+    Router::new()
+        .route("/me", get(me))
+        .route("/buckets", get(buckets::list).post(buckets::create))
+        .route("/buckets/{name}", get(buckets::get_one).delete(buckets::delete))
+        .route("/buckets/{name}/grants", get(buckets::list_grants).put(buckets::put_grant))
+        .route("/buckets/{name}/grants/{kind}/{grantee}", axum::routing::delete(buckets::remove_grant))
+        .route("/projects", axum::routing::post(buckets::create_project))
+        .fallback(|| async { problem::Problem::new(axum::http::StatusCode::NOT_FOUND, "no such API route") })
+        .with_state(state)
 }
 
 /// `GET /me`: who the API takes the caller for.

@@ -42,3 +42,27 @@ impl IntoResponse for Problem {
         resp
     }
 }
+
+impl From<coffer_gateway::Error> for Problem {
+    fn from(e: coffer_gateway::Error) -> Self {
+        use coffer_gateway::Error as E;
+        let status = match &e {
+            E::AccessDenied => StatusCode::FORBIDDEN,
+            E::NoSuchBucket | E::NoSuchKey | E::NoSuchUpload | E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::BucketAlreadyExists | E::BucketAlreadyOwnedByYou | E::BucketNotEmpty | E::Conflict(_) | E::InUse(_) => {
+                StatusCode::CONFLICT
+            }
+            E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let detail = match &e {
+            E::Internal(m) | E::Unavailable(m) => {
+                tracing::error!(error = %m, "REST request failed");
+                "the request could not be completed; see the server log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Problem::new(status, detail)
+    }
+}
