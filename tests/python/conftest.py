@@ -572,6 +572,21 @@ class CofferServer:
         return self.key_client(user["name"])
 
 
+def configured_server(binary: Path, kind: str, base: Path, toml: str) -> Iterator[CofferServer]:
+    """A server (and its admin CLI) run with a configuration file holding `toml`."""
+    config = base / "coffer.toml"
+    config.write_text(toml)
+    old = os.environ.get("COFFER_CONFIG")
+    os.environ["COFFER_CONFIG"] = str(config)  # read by `serve` and by `admin`
+    try:
+        yield from _server(binary, kind, base)
+    finally:
+        if old is None:
+            os.environ.pop("COFFER_CONFIG", None)
+        else:
+            os.environ["COFFER_CONFIG"] = old
+
+
 def _server(binary: Path, kind: str, base: Path) -> Iterator[CofferServer]:
     store = Store(kind, base)
     srv = CofferServer(binary, store, base)

@@ -4,30 +4,16 @@ creates the user's own bucket, named from the template, S3-valid and collision-s
 from __future__ import annotations
 
 import hashlib
-import os
 
 import pytest
 
-from conftest import STORES, CofferServer, Store, unique
+from conftest import STORES, configured_server, unique
 
 
 @pytest.fixture(scope="module", params=STORES)
 def home_server(request, coffer_bin, tmp_path_factory):
     base = tmp_path_factory.mktemp(f"coffer-personal-{request.param}")
-    config = base / "coffer.toml"
-    config.write_text('[personal_buckets]\ntemplate = "home-{user}"\n')
-    old = os.environ.get("COFFER_CONFIG")
-    os.environ["COFFER_CONFIG"] = str(config)
-    srv = CofferServer(coffer_bin, Store(request.param, base), base)
-    try:
-        srv.start()
-        yield srv
-    finally:
-        srv.close()
-        if old is None:
-            os.environ.pop("COFFER_CONFIG", None)
-        else:
-            os.environ["COFFER_CONFIG"] = old
+    yield from configured_server(coffer_bin, request.param, base, '[personal_buckets]\ntemplate = "home-{user}"\n')
 
 
 def owners(server) -> dict[str, str]:

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import STORES, CofferServer, Store, free_port
+from conftest import STORES, configured_server, free_port
 from test_sts import Issuer
 
 
@@ -26,8 +26,7 @@ def issuer():
 @pytest.fixture(scope="module", params=STORES)
 def rest_server(request, issuer, coffer_bin, tmp_path_factory):
     base = tmp_path_factory.mktemp(f"coffer-rest-{request.param}")
-    config = base / "coffer.toml"
-    config.write_text(
+    toml = (
         "[[oidc.issuers]]\n"
         f'issuer = "{issuer.url}"\n'
         'audiences = ["coffer"]\n'
@@ -36,18 +35,7 @@ def rest_server(request, issuer, coffer_bin, tmp_path_factory):
         "[trusted_headers]\n"
         'proxies = ["127.0.0.2"]\n'
     )
-    old = os.environ.get("COFFER_CONFIG")
-    os.environ["COFFER_CONFIG"] = str(config)
-    srv = CofferServer(coffer_bin, Store(request.param, base), base)
-    try:
-        srv.start()
-        yield srv
-    finally:
-        srv.close()
-        if old is None:
-            os.environ.pop("COFFER_CONFIG", None)
-        else:
-            os.environ["COFFER_CONFIG"] = old
+    yield from configured_server(coffer_bin, request.param, base, toml)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conftest import STORES, CofferServer, Store, eventually, s3_client, s3_error, unique
+from conftest import STORES, configured_server, eventually, s3_client, s3_error, unique
 
 ROOT = Path(__file__).resolve().parents[2]
 ISSUER_DIR = ROOT / "tests" / "oidc"
@@ -69,8 +69,7 @@ def fed_server(request, issuer, cluster, coffer_bin, tmp_path_factory):
     """A coffer trusting the issuer (group `pb-readers` cleared for protected-b) and the
     cluster's service accounts (namespace `team-pb` cleared for protected-b)."""
     base = tmp_path_factory.mktemp(f"coffer-sts-{request.param}")
-    config = base / "coffer.toml"
-    config.write_text(
+    toml = (
         "[[oidc.issuers]]\n"
         f'issuer = "{issuer.url}"\n'
         'audiences = ["coffer"]\n'
@@ -84,18 +83,7 @@ def fed_server(request, issuer, cluster, coffer_bin, tmp_path_factory):
         "[oidc.namespace_clearances]\n"
         'team-pb = ["protected-b"]\n'
     )
-    old = os.environ.get("COFFER_CONFIG")
-    os.environ["COFFER_CONFIG"] = str(config)  # read by `serve` and by `admin`
-    srv = CofferServer(coffer_bin, Store(request.param, base), base)
-    try:
-        srv.start()
-        yield srv
-    finally:
-        srv.close()
-        if old is None:
-            os.environ.pop("COFFER_CONFIG", None)
-        else:
-            os.environ["COFFER_CONFIG"] = old
+    yield from configured_server(coffer_bin, request.param, base, toml)
 
 
 def claims(user: str, groups=(), **extra) -> dict:

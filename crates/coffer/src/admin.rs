@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use coffer_core::{AccessKey, Action, Bucket, BucketName, Grant, Grantee, Narrowing, Role, User};
+use coffer_core::{AccessKey, Action, BucketName, Grantee, Narrowing, Role};
 use coffer_gateway::Gateway;
 use serde_json::{Value, json};
 
@@ -209,33 +209,9 @@ pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
     n.checked_mul(mult).with_context(|| format!("duration {s:?} is too long"))
 }
 
-fn user_json(u: &User) -> Value {
-    json!({
-        "name": u.name.as_str(),
-        "groups": u.groups,
-        "clearance": u.clearance.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-        "is_admin": u.is_admin,
-        "created_at": u.created_at,
-    })
-}
-
-fn bucket_json(b: &Bucket) -> Value {
-    json!({
-        "name": b.name.as_str(),
-        "owner": b.owner,
-        "tier": b.tier,
-        "classification": b.classification.as_str(),
-        "created_at": b.created_at,
-    })
-}
-
-fn grant_json(g: &Grant) -> Value {
-    json!({
-        "bucket": g.bucket.as_str(),
-        "grantee": {"kind": g.grantee.kind(), "name": g.grantee.name()},
-        "role": g.role.as_str(),
-        "created_at": g.created_at,
-    })
+/// A record in its serde form (the same JSON the REST API answers).
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 fn key_json(k: &AccessKey) -> Value {
@@ -296,20 +272,20 @@ pub async fn run(global: &GlobalArgs, args: AdminArgs) -> anyhow::Result<()> {
 async fn execute(gw: &Gateway, command: AdminCommand) -> anyhow::Result<Value> {
     Ok(match command {
         AdminCommand::User(UserCommand::Create { name, groups, clearance, platform_admin }) => {
-            user_json(&gw.admin_create_user(&name, &groups, &clearance, platform_admin).await?)
+            to_json(&gw.admin_create_user(&name, &groups, &clearance, platform_admin).await?)
         }
         AdminCommand::User(UserCommand::List) => {
-            Value::Array(gw.admin_list_users().await?.iter().map(user_json).collect())
+            Value::Array(gw.admin_list_users().await?.iter().map(to_json).collect())
         }
         AdminCommand::User(UserCommand::Delete { name }) => {
             gw.admin_delete_user(&name).await?;
             json!({ "deleted": name })
         }
         AdminCommand::Bucket(BucketCommand::Create { name, owner, tier, classification }) => {
-            bucket_json(&gw.admin_create_bucket(&name, &owner, tier.as_deref(), classification.as_deref()).await?)
+            to_json(&gw.admin_create_bucket(&name, &owner, tier.as_deref(), classification.as_deref()).await?)
         }
         AdminCommand::Bucket(BucketCommand::List) => {
-            Value::Array(gw.admin_list_buckets().await?.iter().map(bucket_json).collect())
+            Value::Array(gw.admin_list_buckets().await?.iter().map(to_json).collect())
         }
         AdminCommand::Bucket(BucketCommand::Delete { name }) => {
             gw.admin_delete_bucket(&name).await?;
@@ -318,14 +294,14 @@ async fn execute(gw: &Gateway, command: AdminCommand) -> anyhow::Result<Value> {
         AdminCommand::Grant(GrantCommand::Add { bucket, grantee, role }) => {
             let role =
                 Role::parse(&role).with_context(|| format!("invalid role {role:?}: use read, write or admin"))?;
-            grant_json(&gw.admin_put_grant(&bucket, grantee.grantee(), role).await?)
+            to_json(&gw.admin_put_grant(&bucket, grantee.grantee(), role).await?)
         }
         AdminCommand::Grant(GrantCommand::Remove { bucket, grantee }) => {
             gw.admin_remove_grant(&bucket, &grantee.grantee()).await?;
             json!({ "removed": true })
         }
         AdminCommand::Grant(GrantCommand::List { bucket }) => {
-            Value::Array(gw.admin_list_grants(bucket.as_deref()).await?.iter().map(grant_json).collect())
+            Value::Array(gw.admin_list_grants(bucket.as_deref()).await?.iter().map(to_json).collect())
         }
         AdminCommand::Key(KeyCommand::Create { user, read_only, buckets, classification, expires_in }) => {
             let buckets = if buckets.is_empty() {
@@ -374,7 +350,7 @@ async fn execute(gw: &Gateway, command: AdminCommand) -> anyhow::Result<Value> {
                 limit,
             };
             let events = gw.audit_events(&filter).await?;
-            Value::Array(events.iter().map(|e| serde_json::to_value(e).unwrap_or(Value::Null)).collect())
+            Value::Array(events.iter().map(to_json).collect())
         }
         AdminCommand::Explain { user, bucket, action } => {
             let action = Action::parse(&action)

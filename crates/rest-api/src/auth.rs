@@ -31,6 +31,29 @@ impl RestCaller {
     }
 }
 
+/// The authenticated caller of a REST handler, as the gateway sees it; refuses with a
+/// 401 problem.
+pub struct Who(pub coffer_gateway::Caller);
+
+impl axum::extract::FromRequestParts<RestState> for Who {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &RestState,
+    ) -> Result<Self, Self::Rejection> {
+        let remote = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or_else(|| Problem::unauthorized("the client address is unknown"))?;
+        let request_id =
+            parts.extensions.get::<coffer_gateway::RequestInfo>().map(|i| i.request_id.clone()).unwrap_or_default();
+        let c = authenticate(st, remote.ip(), &parts.headers).await?;
+        Ok(Who(c.caller(&request_id, &remote.to_string())))
+    }
+}
+
 pub async fn authenticate(st: &RestState, remote: IpAddr, headers: &HeaderMap) -> Result<RestCaller, Problem> {
     if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {

@@ -18,8 +18,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use coffer_gateway::Gateway;
@@ -52,19 +50,12 @@ pub fn router(state: RestState) -> Router {
 }
 
 /// `GET /me`: who the API takes the caller for.
-async fn me(
-    State(st): State<RestState>,
-    ConnectInfo(remote): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    match auth::authenticate(&st, remote.ip(), &headers).await {
-        Ok(caller) => axum::Json(json!({
-            "name": caller.principal.name,
-            "groups": caller.principal.groups,
-            "clearance": caller.principal.clearance,
-            "authenticated_by": caller.via,
-        }))
-        .into_response(),
-        Err(p) => p.into_response(),
-    }
+async fn me(auth::Who(c): auth::Who) -> Response {
+    axum::Json(json!({
+        "name": c.principal.name,
+        "groups": c.principal.groups,
+        "clearance": c.principal.clearance,
+        "authenticated_by": c.access_key_id,
+    }))
+    .into_response()
 }
