@@ -203,3 +203,59 @@ def test_rest_errors_are_problem_details(rest_server, issuer):
     assert_problem(api(url, "PUT", f"/buckets/{name}/grants", token, json={"role": "read"}), 400)
     assert_problem(api(url, "GET", "/no-such-route", token), 404)
     assert api(url, "DELETE", f"/buckets/{name}", token).status_code == 204
+
+
+def test_objects_through_the_rest_api(rest_server, issuer):
+    from conftest import unique
+
+    def tok(user):
+        return issuer.token({"aud": "coffer", "sub": f"s-{user}", "preferred_username": user})
+
+    owner, reader, stranger = unique("own"), unique("rd"), unique("st")
+    url = rest_server.endpoint
+    b = unique("objs")
+    assert api(url, "POST", "/buckets", tok(owner), json={"name": b}).status_code == 201
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    r = api(url, "PUT", f"/buckets/{b}/objects/reports/2026/big%20file.bin", tok(owner),
+            data=data, headers={"content-type": "application/x-test"})
+    assert r.status_code == 201, r.text
+    assert r.json()["key"] == "reports/2026/big file.bin" and r.json()["size"] == len(data)
+    for k in ("reports/a.csv", "reports/b.csv", "top.txt"):
+        assert api(url, "PUT", f"/buckets/{b}/objects/{k}", tok(owner), data=k.encode()).status_code == 201
+
+    page = api(url, "GET", f"/buckets/{b}/objects", tok(owner), params={"prefix": "reports/", "delimiter": "/"}).json()
+    assert [o["key"] for o in page["objects"]] == ["reports/a.csv", "reports/b.csv"]
+    assert page["prefixes"] == ["reports/2026/"] and page["next"] is None
+    keys, after = [], None
+    while True:
+        params = {"max_keys": 2, **({"start_after": after} if after else {})}
+        page = api(url, "GET", f"/buckets/{b}/objects", tok(owner), params=params).json()
+        keys += [o["key"] for o in page["objects"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert keys == ["reports/2026/big file.bin", "reports/a.csv", "reports/b.csv", "top.txt"]
+
+    whole = api(url, "GET", f"/buckets/{b}/objects/reports/2026/big%20file.bin", tok(owner))
+    assert whole.status_code == 200 and whole.content == data
+    assert whole.headers["content-type"] == "application/x-test"
+    part = api(url, "GET", f"/buckets/{b}/objects/reports/2026/big%20file.bin", tok(owner), headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == data[10:20]
+    assert part.headers["content-range"] == f"bytes 10-19/{len(data)}"
+    assert_problem(api(url, "GET", f"/buckets/{b}/objects/top.txt", tok(owner), headers={"Range": "bytes=500-"}), 416)
+
+    r = api(url, "POST", f"/buckets/{b}/copy", tok(owner), json={"from_bucket": b, "from_key": "top.txt", "to_key": "copy.txt"})
+    assert r.status_code == 201, r.text
+    assert api(url, "GET", f"/buckets/{b}/objects/copy.txt", tok(owner)).content == b"top.txt"
+
+    # a reader downloads but cannot upload or delete; a stranger gets nothing, missing or not
+    assert api(url, "PUT", f"/buckets/{b}/grants", tok(owner), json={"user": reader, "role": "read"}).status_code == 200
+    assert api(url, "GET", f"/buckets/{b}/objects/top.txt", tok(reader)).content == b"top.txt"
+    assert_problem(api(url, "PUT", f"/buckets/{b}/objects/x", tok(reader), data=b"x"), 403)
+    assert_problem(api(url, "DELETE", f"/buckets/{b}/objects/top.txt", tok(reader)), 403)
+    assert_problem(api(url, "GET", f"/buckets/{b}/objects/top.txt", tok(stranger)), 403)
+    assert_problem(api(url, "GET", f"/buckets/{b}/objects/missing", tok(stranger)), 403)
+    assert_problem(api(url, "GET", f"/buckets/{b}/objects/missing", tok(owner)), 404)
+
+    assert api(url, "DELETE", f"/buckets/{b}/objects/copy.txt", tok(owner)).status_code == 204
+    assert_problem(api(url, "GET", f"/buckets/{b}/objects/copy.txt", tok(owner)), 404)

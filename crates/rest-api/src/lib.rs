@@ -9,11 +9,12 @@
 //! - this file — [`router`] and its state.
 //! - [`auth`] — who is calling: bearer token first, then trusted headers.
 //! - [`buckets`] — buckets, their grants (bucket admins only), and projects.
+//! - [`objects`] — objects: list, upload, download with `Range`, delete, copy; streamed.
 //! - [`problem`] — the error document.
 //!
 //! So far: `GET /me`; buckets (list, create, get, delete); grants (list, add, remove);
-//! projects (create). Objects, access keys, share links, the audit view and the OpenAPI
-//! document follow on the same authentication.
+//! projects (create); objects (list, upload, download, delete, copy). Access keys, share
+//! links, the audit view and the OpenAPI document follow on the same authentication.
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use serde_json::json;
 
 pub mod auth;
 pub mod buckets;
+pub mod objects;
 pub mod problem;
 
 /// What the handlers share.
@@ -44,6 +46,9 @@ pub fn router(state: RestState) -> Router {
         .route("/buckets/{name}", get(buckets::get_one).delete(buckets::delete))
         .route("/buckets/{name}/grants", get(buckets::list_grants).put(buckets::put_grant))
         .route("/buckets/{name}/grants/{kind}/{grantee}", axum::routing::delete(buckets::remove_grant))
+        .route("/buckets/{name}/objects", get(objects::list))
+        .route("/buckets/{name}/objects/{*key}", get(objects::get).put(objects::put).delete(objects::delete))
+        .route("/buckets/{name}/copy", axum::routing::post(objects::copy))
         .route("/projects", axum::routing::post(buckets::create_project))
         .fallback(|| async { problem::Problem::new(axum::http::StatusCode::NOT_FOUND, "no such API route") })
         .with_state(state)
