@@ -13,14 +13,7 @@ import pytest
 import requests
 
 from conftest import STORES, configured_server, free_port
-from test_sts import Issuer
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    i = Issuer()
-    yield i
-    i.close()
+from test_sts import issuer  # noqa: F401  (the OpenID provider fixture)
 
 
 @pytest.fixture(scope="module", params=STORES)

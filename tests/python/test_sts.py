@@ -219,24 +219,31 @@ def test_groups_give_clearance_and_grants_apply_live(fed_server, issuer):
     assert time.monotonic() - start < 1.0
 
 
-@pytest.mark.skipif(shutil.which("aws") is None, reason="the aws CLI is not installed")
-def test_the_stock_web_identity_flow_of_boto3_and_the_aws_cli(fed_server, issuer, tmp_path):
-    user = unique("fed")
+def web_identity_env(server, token: str, tmp_path) -> dict[str, str]:
+    """The stock AWS SDK web-identity environment: a token file, a role, an STS endpoint
+    override; no keys anywhere, and a private HOME (the aws CLI caches assumed-role
+    credentials under ~/.aws/cli/cache)."""
     token_file = tmp_path / "token"
-    token_file.write_text(issuer.token(claims(user)))
+    token_file.write_text(token)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         AWS_WEB_IDENTITY_TOKEN_FILE=str(token_file),
         AWS_ROLE_ARN="arn:aws:iam::000000000000:role/coffer",
         AWS_ROLE_SESSION_NAME="cli",
-        AWS_ENDPOINT_URL_STS=fed_server.endpoint,
+        AWS_ENDPOINT_URL_STS=server.endpoint,
         AWS_DEFAULT_REGION="us-east-1",
         AWS_EC2_METADATA_DISABLED="true",
         AWS_CONFIG_FILE=str(tmp_path / "none"),
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-        # the aws CLI caches assumed-role credentials under ~/.aws/cli/cache
         HOME=str(tmp_path),
     )
+    return env
+
+
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the aws CLI is not installed")
+def test_the_stock_web_identity_flow_of_boto3_and_the_aws_cli(fed_server, issuer, tmp_path):
+    user = unique("fed")
+    env = web_identity_env(fed_server, issuer.token(claims(user)), tmp_path)
     bucket = unique("cli")
     (tmp_path / "f.txt").write_text("hello")
     for args in (["s3", "mb", f"s3://{bucket}"], ["s3", "cp", str(tmp_path / "f.txt"), f"s3://{bucket}/f.txt"]):
@@ -293,19 +300,7 @@ def test_namespace_clearance(fed_server, cluster):
 
 def test_the_stock_flow_with_a_projected_service_account_token(fed_server, cluster, tmp_path):
     ns = unique("ns")
-    token_file = tmp_path / "token"
-    token_file.write_text(cluster.token(sa_claims(ns)))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_WEB_IDENTITY_TOKEN_FILE=str(token_file),
-        AWS_ROLE_ARN="arn:aws:iam::000000000000:role/coffer",
-        AWS_ENDPOINT_URL_STS=fed_server.endpoint,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=str(tmp_path / "none"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-        HOME=str(tmp_path),
-    )
+    env = web_identity_env(fed_server, cluster.token(sa_claims(ns)), tmp_path)
     bucket = unique("pod")
     code = (
         "import boto3; from botocore.config import Config;"
