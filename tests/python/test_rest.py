@@ -20,6 +20,8 @@ from test_sts import issuer  # noqa: F401  (the OpenID provider fixture)
 def rest_server(request, issuer, coffer_bin, tmp_path_factory):
     base = tmp_path_factory.mktemp(f"coffer-rest-{request.param}")
     toml = (
+        "[oidc]\n"
+        'admin_groups = ["platform-admins"]\n'
         "[[oidc.issuers]]\n"
         f'issuer = "{issuer.url}"\n'
         'audiences = ["coffer"]\n'
@@ -149,7 +151,8 @@ def test_a_web_app_shares_a_project(rest_server, issuer):
     project = unique("proj")
     r = api(url, "POST", "/projects", tok(alice), json={"name": project})
     assert r.status_code == 201, r.text
-    assert r.json()["bucket"]["owner"] == f"project:{project}"
+    assert r.json()["buckets"][0]["owner"] == f"project:{project}"
+    assert r.json()["role"] == "admin"
     assert project in [b["name"] for b in api(url, "GET", "/buckets", tok(alice)).json()]
     r = api(url, "PUT", f"/buckets/{project}/grants", tok(alice), json={"user": bob, "role": "read"})
     assert r.status_code == 200, r.text

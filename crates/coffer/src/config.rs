@@ -82,6 +82,26 @@ pub struct FileConfig {
     pub audit_retention_days: Option<u64>,
     /// Identity headers of a trusted auth sidecar, for the REST API.
     pub trusted_headers: Option<coffer_identity::TrustedHeadersConfig>,
+    /// The externally visible base URL (e.g. "https://coffer.example.com"), for the URLs of
+    /// share links; default: the host each request was sent to.
+    pub public_url: Option<String>,
+    /// Share links: their default and longest validity, and which classifications may be
+    /// shared by link.
+    #[serde(default)]
+    pub share_links: ShareLinksSection,
+}
+
+/// `[share_links]`.
+#[derive(Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ShareLinksSection {
+    /// Validity when the request names none (default 604800 s, 7 days).
+    pub default_expiry_seconds: Option<i64>,
+    /// The longest validity (default 7776000 s, 90 days; at most 10 years).
+    pub max_expiry_seconds: Option<i64>,
+    /// Buckets of these classifications may be shared by link (default ["unclassified"]):
+    /// a link opens anywhere, so classified data stays behind sign-in.
+    pub classifications: Option<Vec<String>>,
 }
 
 /// `[personal_buckets]`.
@@ -98,7 +118,8 @@ pub struct PersonalBucketsSection {
 pub struct OidcSection {
     /// The issuers whose tokens are accepted (each: issuer, audiences, jwks_uri or
     /// jwks_file, algorithms, username_claim, groups_claim, realm_roles, client_roles,
-    /// leeway_seconds, jwks_ttl_seconds).
+    /// leeway_seconds, jwks_ttl_seconds, service_accounts, and token_review to check a
+    /// service-account issuer's tokens with the Kubernetes TokenReview API).
     #[serde(default)]
     pub issuers: Vec<coffer_identity::IssuerConfig>,
     /// Group → the classifications its members may touch (everyone has `unclassified`).
@@ -107,6 +128,10 @@ pub struct OidcSection {
     /// Namespace → the classifications its service accounts (the profile) may touch.
     #[serde(default)]
     pub namespace_clearances: BTreeMap<String, Vec<String>>,
+    /// Members of these groups are platform admins (admin on every bucket, the whole audit
+    /// trail; clearance still applies).
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
 }
 
 /// `[sts]`.
@@ -150,6 +175,9 @@ pub struct Config {
     pub personal_bucket_template: Option<String>,
     pub audit_retention: std::time::Duration,
     pub trusted_headers: Option<coffer_identity::TrustedHeadersConfig>,
+    pub admin_groups: Vec<String>,
+    pub public_url: Option<String>,
+    pub link_rules: coffer_gateway::links::LinkRules,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -220,6 +248,24 @@ impl Config {
             if i.algorithms.is_empty() {
                 bail!("[[oidc.issuers]] {:?} needs at least one algorithm", i.issuer);
             }
+            if let Some(review) = &i.token_review {
+                if !i.service_accounts {
+                    bail!(
+                        "[[oidc.issuers]] {:?}: token_review checks Kubernetes service-account tokens only; \
+                         set service_accounts = true or remove token_review",
+                        i.issuer
+                    );
+                }
+                if !(review.api_server.starts_with("https://") || review.api_server.starts_with("http://")) {
+                    bail!(
+                        "[[oidc.issuers]] {:?}: token_review.api_server must start with https:// or http://",
+                        i.issuer
+                    );
+                }
+                if review.timeout_seconds == 0 {
+                    bail!("[[oidc.issuers]] {:?}: token_review.timeout_seconds must be at least 1", i.issuer);
+                }
+            }
         }
         Ok(Self {
             listen,
@@ -239,6 +285,9 @@ impl Config {
             personal_bucket_template: personal_bucket_template(file.personal_buckets)?,
             audit_retention: std::time::Duration::from_secs(file.audit_retention_days.unwrap_or(90).max(1) * 86_400),
             trusted_headers: file.trusted_headers,
+            admin_groups: file.oidc.admin_groups,
+            public_url: public_url(file.public_url)?,
+            link_rules: link_rules(file.share_links)?,
         })
     }
 
@@ -246,6 +295,35 @@ impl Config {
     pub fn database_url_redacted(&self) -> String {
         redact_url(&self.database_url)
     }
+}
+
+fn public_url(url: Option<String>) -> anyhow::Result<Option<String>> {
+    match url {
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+            bail!("public_url must start with http:// or https://")
+        }
+        Some(u) => Ok(Some(u.trim_end_matches('/').to_owned())),
+        None => Ok(None),
+    }
+}
+
+fn link_rules(section: ShareLinksSection) -> anyhow::Result<coffer_gateway::links::LinkRules> {
+    let defaults = coffer_gateway::links::LinkRules::default();
+    let max_expiry = section.max_expiry_seconds.unwrap_or(defaults.max_expiry);
+    let default_expiry = section.default_expiry_seconds.unwrap_or(defaults.default_expiry).min(max_expiry);
+    let min = coffer_gateway::links::MIN_LINK_EXPIRY;
+    if !(min..=10 * 365 * 86_400).contains(&max_expiry) || default_expiry < min {
+        bail!("[share_links] expiries must be between {min} seconds and 10 years");
+    }
+    let classifications = match section.classifications {
+        None => defaults.classifications,
+        Some(list) => list
+            .iter()
+            .map(|c| coffer_core::Classification::parse(c))
+            .collect::<Result<_, _>>()
+            .context("[share_links] classifications")?,
+    };
+    Ok(coffer_gateway::links::LinkRules { default_expiry, max_expiry, classifications })
 }
 
 fn personal_bucket_template(section: Option<PersonalBucketsSection>) -> anyhow::Result<Option<String>> {
@@ -351,6 +429,67 @@ mod tests {
         assert_eq!((c.sts_default_duration, c.sts_max_duration), (3600, 7200));
         let bad: FileConfig = toml::from_str("[sts]\nmax_duration_seconds = 100000").unwrap();
         assert!(Config::resolve(bad, &GlobalArgs::default(), None).is_err());
+    }
+
+    #[test]
+    fn token_review_is_for_service_account_issuers_only() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [[oidc.issuers]]
+            issuer = "https://keycloak.example/realms/platform"
+            audiences = ["coffer"]
+
+            [[oidc.issuers]]
+            issuer = "https://kubernetes.default.svc.cluster.local"
+            audiences = ["coffer"]
+            service_accounts = true
+            [oidc.issuers.token_review]
+            api_server = "https://kubernetes.default.svc"
+            cache_seconds = 30
+            "#,
+        )
+        .unwrap();
+        let c = Config::resolve(file, &GlobalArgs::default(), None).unwrap();
+        assert_eq!(c.oidc_issuers[0].token_review, None);
+        let review = c.oidc_issuers[1].token_review.as_ref().unwrap();
+        assert_eq!(review.api_server, "https://kubernetes.default.svc");
+        assert_eq!(review.cache_seconds, 30);
+        assert_eq!(review.timeout_seconds, 5);
+        assert_eq!(review.token_file, PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token"));
+        assert_eq!(
+            review.effective_ca_file(),
+            Some(PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"))
+        );
+
+        // The inline form, with every default.
+        let inline = r#"
+            [[oidc.issuers]]
+            issuer = "https://kubernetes.default.svc.cluster.local"
+            audiences = ["coffer"]
+            token_review = {}
+            "#;
+        let file: FileConfig = toml::from_str(&format!("{inline}service_accounts = true")).unwrap();
+        let c = Config::resolve(file, &GlobalArgs::default(), None).unwrap();
+        assert_eq!(c.oidc_issuers[0].token_review, Some(coffer_identity::TokenReviewConfig::default()));
+        // Without service_accounts = true it is refused, and says why.
+        let file: FileConfig = toml::from_str(inline).unwrap();
+        let err = Config::resolve(file, &GlobalArgs::default(), None).unwrap_err().to_string();
+        assert!(err.contains("token_review") && err.contains("service_accounts = true"), "{err}");
+
+        let bad = |review: &str| {
+            let text = format!(
+                "[[oidc.issuers]]\nissuer = \"i\"\naudiences = [\"coffer\"]\nservice_accounts = true\n\
+                 token_review = {{ {review} }}"
+            );
+            Config::resolve(toml::from_str(&text).unwrap(), &GlobalArgs::default(), None).is_err()
+        };
+        assert!(bad(r#"api_server = "kubernetes.default.svc""#));
+        assert!(bad("timeout_seconds = 0"));
+        assert!(!bad(r#"api_server = "http://127.0.0.1:8001", timeout_seconds = 1"#));
+        // Unknown fields are refused.
+        let sub_table = "[[oidc.issuers]]\nissuer = \"i\"\naudiences = [\"coffer\"]\n[oidc.issuers.token_review]\n";
+        assert!(toml::from_str::<FileConfig>(&format!("{sub_table}cache_seconds = 1")).is_ok());
+        assert!(toml::from_str::<FileConfig>(&format!("{sub_table}api_sever = \"https://x\"")).is_err());
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! Kubernetes data platforms, behind an S3 API.
 //!
 //! ## Layout
-//! - this file — the command line (`serve`, `migrate`, `admin …`) and dispatch.
+//! - this file — the command line (`serve`, `migrate`, `admin …`, `openapi`) and dispatch.
 //! - [`config`] — the configuration tree: TOML file → `COFFER_*` environment → flags.
 //! - [`wiring`] — opening the store, the tiers and the server key; building the gateway.
-//! - [`server`] — the HTTP server: S3 at `/`, `/healthz`, `/readyz`, `/metrics`; request
+//! - [`server`] — the HTTP server: S3 at `/`, the REST API under `/api/v1`, STS,
+//!   `/healthz`, `/readyz`, `/metrics`; request
 //!   ids, metrics and logs around every request; graceful shutdown.
 //! - [`metrics`] — the Prometheus registry (requests, bytes, latency histogram).
 //! - [`admin`] — `coffer admin user|bucket|grant|key|explain`.
@@ -38,12 +39,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the gateway: the S3 API, health and metrics on one listener.
+    /// Run the gateway: the S3 API, the REST API, STS, health and metrics on one listener.
     Serve(config::ServeArgs),
     /// Apply the embedded database migrations and exit.
     Migrate,
     /// Manage users, buckets, grants and access keys directly in the configured store.
     Admin(admin::AdminArgs),
+    /// Print the REST API's OpenAPI document (the one served at /api/v1/openapi.json).
+    Openapi,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,10 @@ fn main() -> ExitCode {
             Command::Serve(args) => server::serve(&cli.global, &args).await,
             Command::Migrate => wiring::migrate(&cli.global).await,
             Command::Admin(args) => admin::run(&cli.global, args).await,
+            Command::Openapi => {
+                println!("{}", coffer_rest_api::openapi().to_pretty_json()?);
+                Ok(())
+            }
         }
     });
     match result {

@@ -33,7 +33,18 @@ use crate::{logging, wiring};
 struct AppState {
     gateway: Arc<Gateway>,
     metrics: Arc<Metrics>,
-    trusted_headers: Option<Arc<coffer_identity::TrustedHeaders>>,
+    options: Arc<Options>,
+}
+
+/// What the front ends need beyond the gateway.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The sidecar-header rule of the REST API.
+    pub trusted_headers: Option<Arc<coffer_identity::TrustedHeaders>>,
+    /// The externally visible base URL, for share links.
+    pub public_url: Option<String>,
+    /// How long audit events stay in the store.
+    pub audit_retention: std::time::Duration,
 }
 
 /// `coffer serve`.
@@ -56,7 +67,8 @@ pub async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> 
         )),
         None => None,
     };
-    run(listener, gateway, trusted_headers, cfg.audit_retention, shutdown_signal()).await
+    let options = Options { trusted_headers, public_url: cfg.public_url.clone(), audit_retention: cfg.audit_retention };
+    run(listener, gateway, options, shutdown_signal()).await
 }
 
 /// Create the platform admin on first start; print a generated key once.
@@ -108,8 +120,7 @@ async fn shutdown_signal() {
 pub async fn run(
     listener: TcpListener,
     gateway: Arc<Gateway>,
-    trusted_headers: Option<Arc<coffer_identity::TrustedHeaders>>,
-    audit_retention: std::time::Duration,
+    options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let gateway_for_audit = gateway.clone();
@@ -118,7 +129,8 @@ pub async fn run(
         let mut rx = stop_rx;
         let _ = rx.wait_for(|v| *v).await;
     }));
-    let app = router(AppState { gateway, metrics: Arc::new(Metrics::default()), trusted_headers });
+    let audit_retention = options.audit_retention;
+    let app = router(AppState { gateway, metrics: Arc::new(Metrics::default()), options: Arc::new(options) });
     let audit_gateway = gateway_for_audit;
     let mut audit_stop = stop_tx.subscribe();
     let audit = tokio::spawn(async move {
@@ -147,7 +159,8 @@ fn router(state: AppState) -> Router {
     });
     let rest = coffer_rest_api::router(coffer_rest_api::RestState {
         gateway: state.gateway.clone(),
-        headers: state.trusted_headers.clone(),
+        headers: state.options.trusted_headers.clone(),
+        public_url: state.options.public_url.clone(),
     });
     // `/healthz`, `/readyz` and `/metrics` are answered in `around_request` for GET only, so
     // every other request on those paths still reaches the S3 API (and gets S3 errors).
@@ -179,6 +192,17 @@ async fn readyz(st: &AppState) -> Response {
 
 fn metrics(st: &AppState) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+}
+
+/// The path as it may be logged: a share link's token is a credential, so only its public id
+/// is kept (`/api/v1/share/SL….***/rest`).
+fn loggable(path: &str) -> std::borrow::Cow<'_, str> {
+    const SHARE: &str = "/api/v1/share/";
+    let Some(rest) = path.strip_prefix(SHARE) else { return path.into() };
+    let (token, tail) = rest.split_once('/').map_or((rest, ""), |(t, r)| (t, r));
+    let id = token.split_once('.').map_or(token, |(id, _)| id);
+    let sep = if tail.is_empty() { "" } else { "/" };
+    format!("{SHARE}{id}.***{sep}{tail}").into()
 }
 
 /// A fresh request id: 16 upper-case hex digits, like S3's.
@@ -223,7 +247,7 @@ async fn around_request(State(st): State<AppState>, req: Request, next: Next) ->
         st.metrics.observe(&operation, status, elapsed);
         tracing::info!(
             %method,
-            path,
+            path = %loggable(&path),
             operation,
             status,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -385,5 +409,19 @@ impl HttpBody for Counted {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_tokens_are_not_logged() {
+        assert_eq!(loggable("/api/v1/share/SLABC.c2VjcmV0"), "/api/v1/share/SLABC.***");
+        assert_eq!(loggable("/api/v1/share/SLABC.c2VjcmV0/a/b.txt"), "/api/v1/share/SLABC.***/a/b.txt");
+        assert_eq!(loggable("/api/v1/share/garbage"), "/api/v1/share/garbage.***");
+        assert_eq!(loggable("/bucket/key"), "/bucket/key");
+        assert_eq!(loggable("/api/v1/buckets"), "/api/v1/buckets");
     }
 }

@@ -92,7 +92,9 @@ pub async fn gateway(cfg: &Config, migrate: bool) -> anyhow::Result<Arc<Gateway>
     gateway = gateway.with_clearances(coffer_gateway::sessions::Clearances {
         groups: cfg.clearances.clone(),
         namespaces: cfg.namespace_clearances.clone(),
+        admin_groups: cfg.admin_groups.iter().cloned().collect(),
     });
+    gateway = gateway.with_link_rules(cfg.link_rules.clone());
     if !cfg.oidc_issuers.is_empty() {
         gateway = gateway.with_federation(coffer_gateway::sessions::Federation {
             verifier: Arc::new(coffer_identity::OidcVerifier::new(cfg.oidc_issuers.clone())),

@@ -18,6 +18,7 @@ use crate::model::{Bucket, Grant, Grantee, Narrowing, Principal};
 use crate::names::{BucketName, Classification};
 
 /// A role on a bucket. Ordered: `Read < Write < Admin`, each covering the ones below.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -7,7 +7,7 @@
 //! - [`names`] — parsed names: [`BucketName`] (S3 naming rules), [`ObjectKey`], [`UserName`],
 //!   [`Classification`].
 //! - [`model`] — the records the metadata store keeps: [`User`], [`Bucket`], [`Grant`],
-//!   [`AccessKey`], and the request-time [`Principal`] and [`Narrowing`].
+//!   [`AccessKey`], [`ShareLink`], and the request-time [`Principal`] and [`Narrowing`].
 //! - [`authz`] — [`Role`], [`Action`] and [`decide`]: DESIGN.md §Authorization 1–6 as one
 //!   function returning a [`Decision`] that names the rule which decided.
 
@@ -16,5 +16,7 @@ pub mod model;
 pub mod names;
 
 pub use authz::{Action, Decision, Role, Rule, decide, decide_copy, decide_create_bucket};
-pub use model::{AccessKey, AuditEvent, AuditFilter, Bucket, Grant, Grantee, Narrowing, Principal, User};
+pub use model::{
+    AccessKey, AuditEvent, AuditFilter, Bucket, Grant, Grantee, Narrowing, Principal, ShareLink, ShareTarget, User,
+};
 pub use names::{BucketName, Classification, NameError, ObjectKey, UserName};

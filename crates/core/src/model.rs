@@ -12,6 +12,7 @@ use crate::names::{BucketName, Classification, UserName};
 
 /// A user as stored. `is_admin` marks the platform admin, who holds `admin` on every bucket
 /// (clearance still applies).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub name: UserName,
@@ -34,6 +35,7 @@ impl User {
 }
 
 /// A bucket as stored. The owner holds `admin` on it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     pub name: BucketName,
@@ -44,6 +46,7 @@ pub struct Bucket {
 }
 
 /// Who a grant is for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "lowercase")]
 pub enum Grantee {
@@ -68,6 +71,7 @@ impl Grantee {
 }
 
 /// A role on a bucket for a user or a group.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub bucket: BucketName,
@@ -77,6 +81,7 @@ pub struct Grant {
 }
 
 /// A long-term SigV4 access key as stored: the secret only in sealed form.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessKey {
     pub access_key_id: String,
@@ -91,6 +96,7 @@ pub struct AccessKey {
 
 /// Limits a credential places on what its principal may otherwise do. The default narrows
 /// nothing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Narrowing {
     /// Refuse every action above `read`.
@@ -104,6 +110,7 @@ pub struct Narrowing {
 }
 
 /// Who is calling, as resolved by identity: a name, groups and a clearance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub name: String,
@@ -113,6 +120,7 @@ pub struct Principal {
 }
 
 /// One authorization decision, as the audit trail keeps it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Unix milliseconds.
@@ -142,4 +150,36 @@ pub struct AuditFilter {
     /// Unix milliseconds, exclusive.
     pub until: Option<i64>,
     pub limit: usize,
+}
+
+/// What a share link opens: one object, or every object under a prefix.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "path", rename_all = "lowercase")]
+pub enum ShareTarget {
+    /// One object, by key.
+    Object(String),
+    /// Every object whose key starts with this prefix (which may be empty: the whole bucket).
+    Prefix(String),
+}
+
+/// A share link: an expiring, revocable, read-only URL for one object or a prefix. It acts
+/// as its creator — the principal as it was when the link was made (name, groups,
+/// clearance) — and every use is authorized again against the bucket's grants as they are
+/// then, so the link stops working when the creator loses read access.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareLink {
+    /// `SL` + 20 characters; public (it names the link), not the secret part of the URL.
+    pub id: String,
+    /// The creator, as authenticated when the link was made.
+    pub creator: Principal,
+    pub bucket: BucketName,
+    pub target: ShareTarget,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; the link answers 410 from then on.
+    pub expires_at: i64,
+    /// Unix seconds, once revoked.
+    pub revoked_at: Option<i64>,
 }

@@ -24,6 +24,7 @@ fn refuse(what: &'static str, value: &str, reason: &'static str) -> NameError {
 /// (`xn--`, `sthree-`, `amzn-s3-demo-`) or suffixes (`-s3alias`, `--ol-s3`, `.mrap`, `--x-s3`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
 pub struct BucketName(String);
 
 impl BucketName {
@@ -119,6 +120,7 @@ impl fmt::Display for ObjectKey {
 /// The same rules serve for group names; `:` admits Kubernetes service-account names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
 pub struct UserName(String);
 
 impl UserName {
@@ -160,6 +162,7 @@ impl fmt::Display for UserName {
 /// lowercase letters, digits and `-`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
 pub struct Classification(String);
 
 impl Classification {

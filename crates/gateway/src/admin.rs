@@ -133,7 +133,7 @@ impl Gateway {
         self.store_key(user, &generated, narrowing).await
     }
 
-    async fn store_key(&self, user: &str, generated: &GeneratedKey, narrowing: Narrowing) -> Result<NewKey> {
+    pub(crate) async fn store_key(&self, user: &str, generated: &GeneratedKey, narrowing: Narrowing) -> Result<NewKey> {
         let key = AccessKey {
             access_key_id: generated.access_key_id.clone(),
             user: user_name(user)?,

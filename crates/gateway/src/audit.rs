@@ -128,4 +128,20 @@ impl Gateway {
     pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         Ok(self.store.list_audit(filter).await?)
     }
+
+    /// Audit events for a caller of the REST API, newest first: the platform admin (with a
+    /// credential not limited to some buckets) sees every event; a bucket's admins see that
+    /// bucket's events, and the filter must name it.
+    pub async fn audit_events_for(&self, caller: &Caller, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        let everything = caller.principal.is_admin && caller.narrowing.buckets.is_none();
+        if !everything {
+            let Some(bucket) = filter.bucket.as_deref() else {
+                return Err(crate::Error::Forbidden(
+                    "only the platform admin may list every audit event; name a bucket you administer".into(),
+                ));
+            };
+            self.authorize(caller, bucket, None, coffer_core::Action::Admin).await?;
+        }
+        Ok(self.store.list_audit(filter).await?)
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use coffer_core::{Action, Bucket, BucketName, Classification, Narrowing, Principal, decide};
+use coffer_core::{Action, Bucket, BucketName, Classification, Narrowing, Principal, Role, decide};
 
 use crate::cache::{BucketEntry, KeyEntry};
 use crate::{Error, Gateway, Result, now};
@@ -144,6 +144,17 @@ impl Gateway {
         entry.bucket.as_ref().is_some_and(|b| {
             decide(&caller.principal, &caller.narrowing, b, &entry.grants, Action::List, now()).allowed
         })
+    }
+
+    /// The caller's role on a bucket it may see, as its credential allows it (a read-only
+    /// credential makes every role `read`); `None` when it may not see the bucket.
+    pub(crate) fn role_on(&self, caller: &Caller, entry: &BucketEntry) -> Option<Role> {
+        if !self.may_list(caller, entry) {
+            return None;
+        }
+        let bucket = entry.bucket.as_ref()?;
+        let (role, _) = coffer_core::authz::effective_role(&caller.principal, bucket, &entry.grants)?;
+        Some(if caller.narrowing.read_only { role.min(Role::Read) } else { role })
     }
 
     pub(crate) fn authorize_create(

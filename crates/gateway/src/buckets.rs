@@ -1,6 +1,6 @@
 //! Bucket use cases: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
 
-use coffer_core::{Action, Bucket, BucketName, Classification};
+use coffer_core::{Action, Bucket, BucketName, Classification, Role};
 
 use crate::{Caller, Error, Gateway, Result, now};
 
@@ -19,14 +19,26 @@ pub(crate) fn parse_bucket_name(name: &str) -> Result<BucketName> {
 impl Gateway {
     /// The buckets the caller may read, by name.
     pub async fn list_buckets(&self, caller: &Caller) -> Result<Vec<Bucket>> {
+        Ok(self.visible_buckets(caller).await?.into_iter().map(|(b, _)| b).collect())
+    }
+
+    /// The buckets the caller may read, by name, each with the caller's role on it.
+    pub async fn visible_buckets(&self, caller: &Caller) -> Result<Vec<(Bucket, Role)>> {
         let mut out = Vec::new();
         for b in self.store.list_buckets().await? {
             let entry = self.bucket_entry(b.name.as_str()).await?;
-            if self.may_list(caller, &entry) {
-                out.push(b);
+            if let Some(role) = self.role_on(caller, &entry) {
+                out.push((b, role));
             }
         }
         Ok(out)
+    }
+
+    /// One bucket the caller may list, with the caller's role on it.
+    pub async fn bucket_with_role(&self, caller: &Caller, name: &str) -> Result<(Bucket, Role)> {
+        let bucket = self.authorize(caller, name, None, Action::List).await?;
+        let entry = self.bucket_entry(name).await?;
+        Ok((bucket, self.role_on(caller, &entry).unwrap_or(Role::Read)))
     }
 
     /// Create a bucket the caller owns, on `tier` (default tier when `None`), classified

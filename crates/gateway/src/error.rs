@@ -69,6 +69,13 @@ pub enum Error {
     /// A record is still referenced.
     #[error("{0}")]
     InUse(String),
+    /// Refused by a rule that is not about a bucket's grants (what a share link may open,
+    /// who may read the audit trail); the message says which.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A share link that has expired or was revoked.
+    #[error("{0}")]
+    Gone(String),
     /// The metadata store is down.
     #[error("service unavailable: {0}")]
     Unavailable(String),

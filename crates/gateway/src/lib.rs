@@ -1,6 +1,6 @@
 //! # coffer-gateway
 //!
-//! The use cases. Every front end (the S3 API, the admin CLI, later the REST API and the
+//! The use cases. Every front end (the S3 API, the REST API, the admin CLI, later the
 //! controller) calls these functions, so there is one path for every read and write:
 //! **authorize** (the pure decision in `coffer-core`) → **metadata** → **backend**.
 //!
@@ -17,7 +17,10 @@
 //! - [`buckets`], [`objects`], [`multipart`] — the S3 use cases, named after the AWS
 //!   operations.
 //! - [`conditions`] — `If-Match` and friends.
-//! - [`grants`] — sharing by bucket admins, and projects.
+//! - [`grants`] — sharing by bucket admins.
+//! - [`projects`] — projects: a bucket owned by the project, members as grants.
+//! - [`keys`] — a caller's own access keys, never reaching beyond the caller's credential.
+//! - [`links`] — share links: expiring, revocable, read-only URLs, authorized at every use.
 //! - [`admin`] — users, buckets, grants, keys and `explain`, for the operator.
 //! - [`personal`] — personal buckets, created on a user's first authenticated request.
 //! - [`sessions`] — STS `AssumeRoleWithWebIdentity`: OIDC tokens for temporary credentials.
@@ -37,9 +40,12 @@ pub mod cache;
 pub mod conditions;
 pub mod error;
 pub mod grants;
+pub mod keys;
+pub mod links;
 pub mod multipart;
 pub mod objects;
 pub mod personal;
+pub mod projects;
 pub mod sessions;
 
 pub use authorize::{Caller, RequestInfo};
@@ -61,6 +67,7 @@ pub struct Gateway {
     personal: Option<personal::PersonalBuckets>,
     audit: audit::AuditSink,
     clearances: sessions::Clearances,
+    links: links::LinkRules,
 }
 
 impl Gateway {
@@ -83,6 +90,7 @@ impl Gateway {
             personal: None,
             audit: audit::AuditSink::default(),
             clearances: sessions::Clearances::default(),
+            links: links::LinkRules::default(),
         }
     }
 

@@ -23,6 +23,9 @@ pub struct Clearances {
     pub groups: BTreeMap<String, Vec<Classification>>,
     /// Namespace → classifications its service accounts (the profile) are cleared for.
     pub namespaces: BTreeMap<String, Vec<Classification>>,
+    /// Members of these groups are platform admins (admin on every bucket; clearance still
+    /// applies).
+    pub admin_groups: BTreeSet<String>,
 }
 
 /// May an identity from outside (a token, headers) use this name? Names of the form
@@ -43,7 +46,8 @@ impl Clearances {
         if let Some(cs) = namespace.and_then(|ns| self.namespaces.get(ns)) {
             clearance.extend(cs.iter().cloned());
         }
-        Principal { name: name.to_owned(), groups: groups.clone(), clearance, is_admin: false }
+        let is_admin = groups.iter().any(|g| self.admin_groups.contains(g));
+        Principal { name: name.to_owned(), groups: groups.clone(), clearance, is_admin }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use coffer_backend::{Backend, ByteStream, FsBackend};
-use coffer_core::{Action, Grantee, Narrowing, Role};
+use coffer_core::{Action, Grantee, Narrowing, Role, ShareLink, ShareTarget};
 use coffer_gateway::objects::{CopyInput, PutInput};
 use coffer_gateway::{Caller, Error, Gateway};
 use coffer_identity::ServerKey;
@@ -17,6 +17,7 @@ struct Fixture {
     gateway: Arc<Gateway>,
     /// The same database through another handle, as another process would see it.
     other: Arc<Gateway>,
+    key: ServerKey,
     _dir: tempfile::TempDir,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -37,7 +38,7 @@ async fn fixture() -> Fixture {
     tokio::spawn(gateway.clone().watch_changes(async move {
         let _ = rx.wait_for(|v| *v).await;
     }));
-    Fixture { gateway, other, _dir: dir, stop }
+    Fixture { gateway, other, key, _dir: dir, stop }
 }
 
 impl Drop for Fixture {
@@ -137,4 +138,103 @@ async fn an_explained_decision_names_its_rule() {
     assert!(!d.allowed);
     assert_eq!(d.rule.to_string(), "the effective role read is below the required write");
     assert!(g.explain("alice", "explained", Action::Admin).await.unwrap().allowed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn share_links_open_until_they_expire_or_are_revoked() {
+    let f = fixture().await;
+    let g = &f.gateway;
+    let alice = user(g, "alice", &[]).await;
+    let bob = user(g, "bob", &[]).await;
+    g.create_bucket(&alice, "shared", None).await.unwrap();
+    g.put_object(&alice, "shared", "report.csv", PutInput::default(), body(b"a,b")).await.unwrap();
+    let view = g.create_share_link(&alice, "shared", ShareTarget::Object("report.csv".into()), None).await.unwrap();
+    assert_eq!(view.link.expires_at - view.link.created_at, 7 * 86_400);
+    let (link, as_creator) = g.open_share_link(&view.token, "req", "1.2.3.4").await.unwrap();
+    assert_eq!(link.id, view.link.id);
+    assert_eq!(as_creator.principal.name, "alice");
+    assert!(as_creator.narrowing.read_only);
+    // read-only and this bucket only, though its creator owns more
+    g.create_bucket(&alice, "elsewhere", None).await.unwrap();
+    assert!(g.authorize(&as_creator, "shared", Some("report.csv"), Action::Read).await.is_ok());
+    assert!(matches!(g.authorize(&as_creator, "shared", None, Action::Write).await, Err(Error::AccessDenied)));
+    assert!(matches!(g.authorize(&as_creator, "elsewhere", None, Action::Read).await, Err(Error::AccessDenied)));
+
+    // an expired link answers Gone (made here directly: the API refuses past expiries)
+    let mut old = view.link.clone();
+    old.id = coffer_identity::share::new_link_id();
+    old.created_at -= 100;
+    old.expires_at = old.created_at + 60;
+    g.store().create_share_link(&old).await.unwrap();
+    let old_token = coffer_identity::share::link_token(&f.key, &old.id);
+    assert!(matches!(g.open_share_link(&old_token, "req", "src").await, Err(Error::Gone(m)) if m.contains("expired")));
+
+    // only the creator or the bucket's admins revoke; then Gone
+    assert!(matches!(g.revoke_share_link(&bob, &view.link.id).await, Err(Error::AccessDenied)));
+    g.revoke_share_link(&alice, &view.link.id).await.unwrap();
+    assert!(matches!(g.open_share_link(&view.token, "req", "src").await, Err(Error::Gone(m)) if m.contains("revoked")));
+
+    // forged, foreign and malformed tokens are unknown
+    let foreign = coffer_identity::share::link_token(&ServerKey::generate(), &view.link.id);
+    for bad in [foreign.as_str(), "SLAAAA.bm9wZQ", ""] {
+        assert!(matches!(g.open_share_link(bad, "req", "src").await, Err(Error::NotFound(_))), "{bad}");
+    }
+    assert!(matches!(g.revoke_share_link(&alice, "not-a-link").await, Err(Error::NotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn share_link_rules() {
+    let f = fixture().await;
+    let g = &f.gateway;
+    let carol = user(g, "carol", &["unclassified", "protected-b"]).await;
+    g.admin_create_bucket("pb-data", "carol", None, Some("protected-b")).await.unwrap();
+    g.put_object(&carol, "pb-data", "x", PutInput::default(), body(b"x")).await.unwrap();
+    let pb = g.create_share_link(&carol, "pb-data", ShareTarget::Prefix(String::new()), None).await;
+    assert!(matches!(pb, Err(Error::Forbidden(m)) if m.contains("protected-b")));
+    g.create_bucket(&carol, "open-data", None).await.unwrap();
+    let max = g.link_rules().max_expiry;
+    let too_long = g.create_share_link(&carol, "open-data", ShareTarget::Prefix("a/".into()), Some(max + 1)).await;
+    assert!(matches!(too_long, Err(Error::InvalidArgument(_))));
+    let missing = g.create_share_link(&carol, "open-data", ShareTarget::Object("nope".into()), None).await;
+    assert!(matches!(missing, Err(Error::NoSuchKey)));
+    let nul = g.create_share_link(&carol, "open-data", ShareTarget::Prefix("a\0".into()), None).await;
+    assert!(matches!(nul, Err(Error::InvalidArgument(_))));
+    let link = g.create_share_link(&carol, "open-data", ShareTarget::Prefix("a/".into()), Some(max)).await.unwrap();
+    assert_eq!(link.link.expires_at - link.link.created_at, max);
+    let _: &ShareLink = &link.link;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projects_keep_an_admin_and_members_reach_every_project_bucket() {
+    let f = fixture().await;
+    let g = &f.gateway;
+    let alice = user(g, "alice", &[]).await;
+    let bob = user(g, "bob", &[]).await;
+    let p = g.create_project(&alice, "atlas").await.unwrap();
+    assert_eq!(p.buckets[0].owner, "project:atlas");
+    // a second bucket of the project, as an operator would add on another tier
+    g.admin_create_bucket("atlas-scratch", "alice", None, None).await.unwrap();
+    g.store().delete_bucket("atlas-scratch").await.unwrap();
+    let mut second = p.buckets[0].clone();
+    second.name = coffer_core::BucketName::parse("atlas-scratch").unwrap();
+    g.store().create_bucket(&second).await.unwrap();
+    g.put_member(&alice, "atlas", Grantee::User("bob".into()), Role::Write).await.unwrap();
+    for bucket in ["atlas", "atlas-scratch"] {
+        within(Duration::from_secs(1), async || g.authorize(&bob, bucket, None, Action::Write).await.is_ok()).await;
+    }
+    let listed = g.list_projects(&bob).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].buckets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["atlas", "atlas-scratch"]);
+    assert_eq!(listed[0].role, Role::Write);
+    assert!(matches!(
+        g.put_member(&alice, "atlas", Grantee::User("alice".into()), Role::Read).await,
+        Err(Error::Conflict(_))
+    ));
+    g.remove_member(&alice, "atlas", &Grantee::User("bob".into())).await.unwrap();
+    within(Duration::from_secs(1), async || g.authorize(&bob, "atlas-scratch", None, Action::Read).await.is_err())
+        .await;
+    assert!(matches!(g.get_project(&bob, "atlas").await, Err(Error::AccessDenied)));
+    assert!(matches!(g.get_project(&alice, "alice-data").await, Err(Error::NotFound(_))));
+    g.delete_project(&alice, "atlas").await.unwrap();
+    assert!(g.store().get_bucket("atlas-scratch").await.unwrap().is_none());
 }

@@ -38,6 +38,7 @@ fn config(jwks_file: &Path) -> IssuerConfig {
         leeway_seconds: 60,
         jwks_ttl_seconds: 3600,
         service_accounts: false,
+        token_review: None,
     }
 }
 

@@ -76,6 +76,7 @@ impl Provider {
                 leeway_seconds: 60,
                 jwks_ttl_seconds: 3600,
                 service_accounts: false,
+                token_review: None,
             }],
             min_refetch,
         )

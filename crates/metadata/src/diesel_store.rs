@@ -9,8 +9,9 @@
 //!   Taking the write lock first serialises writers (PostgreSQL waits on the revision row;
 //!   SQLite's busy handler can still retry because no read snapshot is held yet), so the
 //!   read-then-write steps inside a mutation never race with another writer.
-//! - Foreign keys do the cascades (`grants` → `buckets`, `access_keys` → `users`); on SQLite
-//!   they are enforced because every pooled connection runs `PRAGMA foreign_keys = ON`.
+//! - Foreign keys do the cascades (`grants` and `share_links` → `buckets`, `access_keys` →
+//!   `users`); on SQLite they are enforced because every pooled connection runs
+//!   `PRAGMA foreign_keys = ON`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -20,8 +21,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use coffer_core::{
-    AccessKey, AuditEvent, AuditFilter, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Role, User,
-    UserName,
+    AccessKey, AuditEvent, AuditFilter, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Principal, Role,
+    ShareLink, ShareTarget, User, UserName,
 };
 use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
@@ -31,7 +32,7 @@ use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::schema::{access_keys, audit_events, buckets, grants, revision, users};
+use crate::schema::{access_keys, audit_events, buckets, grants, revision, share_links, users};
 use crate::{Error, MetadataStore, Result};
 
 /// The PostgreSQL schema.
@@ -609,6 +610,69 @@ impl KeyRow {
     }
 }
 
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = share_links)]
+struct ShareLinkRow {
+    id: String,
+    creator: String,
+    principal: String,
+    bucket: String,
+    target_kind: String,
+    target: String,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl ShareLinkRow {
+    fn encode(l: &ShareLink) -> Self {
+        let (target_kind, target) = match &l.target {
+            ShareTarget::Object(key) => ("object", key),
+            ShareTarget::Prefix(prefix) => ("prefix", prefix),
+        };
+        Self {
+            id: l.id.clone(),
+            creator: l.creator.name.clone(),
+            // Strings, sets of strings and a flag: serialising cannot fail.
+            principal: serde_json::to_string(&l.creator).expect("a principal serialises to JSON"),
+            bucket: l.bucket.as_str().to_owned(),
+            target_kind: target_kind.to_owned(),
+            target: target.clone(),
+            created_at: l.created_at,
+            expires_at: l.expires_at,
+            revoked_at: l.revoked_at,
+        }
+    }
+
+    fn decode(self) -> Result<ShareLink> {
+        let key = self.id.as_str();
+        let creator: Principal = serde_json::from_str(&self.principal)
+            .map_err(|e| corrupt("share link", key, format_args!("principal: {e}")))?;
+        if creator.name != self.creator {
+            return Err(corrupt(
+                "share link",
+                key,
+                format_args!("creator {:?} is not the principal's name {:?}", self.creator, creator.name),
+            ));
+        }
+        let bucket = BucketName::parse(&self.bucket).map_err(|e| corrupt("share link", key, e))?;
+        let target = match self.target_kind.as_str() {
+            "object" => ShareTarget::Object(self.target),
+            "prefix" => ShareTarget::Prefix(self.target),
+            other => return Err(corrupt("share link", key, format_args!("unknown target kind {other:?}"))),
+        };
+        Ok(ShareLink {
+            id: self.id,
+            creator,
+            bucket,
+            target,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
 #[async_trait]
 impl MetadataStore for DieselStore {
     async fn migrate(&self) -> Result<Vec<String>> {
@@ -881,6 +945,75 @@ impl MetadataStore for DieselStore {
                     .is_some();
                 if !exists {
                     return Err(not_found("access key", id));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_share_link(&self, link: &ShareLink) -> Result<()> {
+        let row = ShareLinkRow::encode(link);
+        self.mutate(move |conn| match diesel::insert_into(share_links::table).values(&row).execute(conn) {
+            Ok(_) => Ok(()),
+            Err(e) if is_kind(&e, DatabaseErrorKind::UniqueViolation) => {
+                Err(Error::Conflict { what: "share link", name: row.id })
+            }
+            Err(e) if is_kind(&e, DatabaseErrorKind::ForeignKeyViolation) => Err(not_found("bucket", row.bucket)),
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    async fn get_share_link(&self, id: &str) -> Result<Option<ShareLink>> {
+        if !may_be_stored(id) {
+            return Ok(None);
+        }
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            let row = share_links::table.find(&id).select(ShareLinkRow::as_select()).first(conn).optional()?;
+            row.map(ShareLinkRow::decode).transpose()
+        })
+        .await
+    }
+
+    async fn list_share_links(&self, creator: Option<&str>, bucket: Option<&str>) -> Result<Vec<ShareLink>> {
+        if creator.is_some_and(|c| !may_be_stored(c)) || bucket.is_some_and(|b| !may_be_stored(b)) {
+            return Ok(Vec::new());
+        }
+        let (creator, bucket) = (creator.map(str::to_owned), bucket.map(str::to_owned));
+        self.with_conn(move |conn| {
+            let mut query = share_links::table
+                .order((share_links::created_at.desc(), share_links::id))
+                .select(ShareLinkRow::as_select())
+                .into_boxed();
+            if let Some(creator) = creator {
+                query = query.filter(share_links::creator.eq(creator));
+            }
+            if let Some(bucket) = bucket {
+                query = query.filter(share_links::bucket.eq(bucket));
+            }
+            let rows = query.load(conn)?;
+            rows.into_iter().map(ShareLinkRow::decode).collect()
+        })
+        .await
+    }
+
+    async fn revoke_share_link(&self, id: &str, at: i64) -> Result<()> {
+        if !may_be_stored(id) {
+            return Err(not_found("share link", id));
+        }
+        let id = id.to_owned();
+        self.mutate(move |conn| {
+            let revoked = diesel::update(share_links::table.find(&id).filter(share_links::revoked_at.is_null()))
+                .set(share_links::revoked_at.eq(Some(at)))
+                .execute(conn)?;
+            if revoked == 0 {
+                // Either revoked already (keep the first time) or absent.
+                let exists =
+                    share_links::table.find(&id).select(share_links::id).first::<String>(conn).optional()?.is_some();
+                if !exists {
+                    return Err(not_found("share link", id));
                 }
             }
             Ok(())

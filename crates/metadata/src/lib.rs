@@ -1,7 +1,8 @@
 //! # coffer-metadata
 //!
-//! Who may do what: users, buckets, grants and access keys, kept in PostgreSQL (production)
-//! or a SQLite file (the embedded default), behind one trait, [`MetadataStore`].
+//! Who may do what: users, buckets, grants, access keys and share links, and the audit
+//! trail, kept in PostgreSQL (production) or a SQLite file (the embedded default), behind
+//! one trait, [`MetadataStore`].
 //!
 //! ## Layout
 //! - this file — the [`MetadataStore`] trait, its [`Error`], and [`open`].
@@ -17,7 +18,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use coffer_core::{AccessKey, AuditEvent, AuditFilter, Bucket, Grant, Grantee, User};
+use coffer_core::{AccessKey, AuditEvent, AuditFilter, Bucket, Grant, Grantee, ShareLink, User};
 
 mod diesel_store;
 mod schema;
@@ -95,6 +96,18 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Mark revoked at `at` (Unix seconds). `NotFound` if absent; revoking twice keeps the
     /// first time.
     async fn revoke_access_key(&self, access_key_id: &str, at: i64) -> Result<()>;
+
+    /// `Conflict` if the id is taken; `NotFound` (what `bucket`) if the bucket is absent.
+    /// Deleting a bucket deletes its links.
+    async fn create_share_link(&self, link: &ShareLink) -> Result<()>;
+    /// Revoked and expired links are returned too.
+    async fn get_share_link(&self, id: &str) -> Result<Option<ShareLink>>;
+    /// The links made by `creator` (a principal name) and/or on `bucket`, or all; newest
+    /// first (creation time descending, then id).
+    async fn list_share_links(&self, creator: Option<&str>, bucket: Option<&str>) -> Result<Vec<ShareLink>>;
+    /// Mark revoked at `at` (Unix seconds). `NotFound` if absent; revoking twice keeps the
+    /// first time.
+    async fn revoke_share_link(&self, id: &str, at: i64) -> Result<()>;
 
     /// Append audit events, in one transaction. The audit trail is not about rights: the
     /// revision does not move.

@@ -1,7 +1,8 @@
 //! The Diesel table definitions, shared by PostgreSQL and SQLite.
 //!
-//! They mirror `migrations/*/…_init/up.sql`; only SQL types that Diesel's `MultiConnection`
-//! supports on both backends are used (`Text`, `Bool`, `Integer`, `BigInt`, `Nullable`).
+//! They mirror the `up.sql` files under `migrations/`; only SQL types that Diesel's
+//! `MultiConnection` supports on both backends are used (`Text`, `Bool`, `Integer`, `BigInt`,
+//! `Nullable`).
 
 diesel::table! {
     /// Users; `groups` and `clearance` are JSON arrays of strings.
@@ -60,10 +61,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Share links; `principal` is the creator's principal as JSON, `creator` its name;
+    /// `target_kind` is `object` or `prefix`, `target` the key or the (possibly empty) prefix.
+    share_links (id) {
+        id -> Text,
+        creator -> Text,
+        principal -> Text,
+        bucket -> Text,
+        target_kind -> Text,
+        target -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(grants -> buckets (bucket));
 diesel::joinable!(access_keys -> users (user_name));
+diesel::joinable!(share_links -> buckets (bucket));
 
-diesel::allow_tables_to_appear_in_same_query!(users, buckets, grants, access_keys, revision, audit_events);
+diesel::allow_tables_to_appear_in_same_query!(users, buckets, grants, access_keys, share_links, revision, audit_events);
 
 diesel::table! {
     /// The audit trail, one row per authorization decision; `at` in Unix milliseconds.

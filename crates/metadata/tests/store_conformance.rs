@@ -11,7 +11,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use coffer_core::{AccessKey, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Role, User, UserName};
+use coffer_core::{
+    AccessKey, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Principal, Role, ShareLink, ShareTarget,
+    User, UserName,
+};
 use coffer_metadata::{DieselStore, Error, MetadataStore};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, SqliteConnection};
@@ -142,6 +145,7 @@ conformance!(
     buckets_crud,
     grants_upsert_remove_list_and_cascade,
     access_keys,
+    share_links,
     delete_user_refuses_owners_and_cascades,
     revision_counts_mutations_only,
     migrate_twice_is_a_no_op,
@@ -197,6 +201,32 @@ fn key(id: &str, user: &str, created_at: i64) -> AccessKey {
         secret_sealed: format!("sealed:{id}"),
         narrowing: Narrowing::default(),
         created_at,
+        revoked_at: None,
+    }
+}
+
+/// A share link id: `SL` and 20 characters.
+fn sl(n: u32) -> String {
+    format!("SL{n:020}")
+}
+
+fn principal(name: &str) -> Principal {
+    Principal {
+        name: name.to_owned(),
+        groups: BTreeSet::from(["analysts".to_owned()]),
+        clearance: BTreeSet::from([Classification::unclassified()]),
+        is_admin: false,
+    }
+}
+
+fn link(id: &str, creator: &str, bucket: &str, target: ShareTarget, created_at: i64) -> ShareLink {
+    ShareLink {
+        id: id.to_owned(),
+        creator: principal(creator),
+        bucket: BucketName::parse(bucket).unwrap(),
+        target,
+        created_at,
+        expires_at: created_at + 3_600,
         revoked_at: None,
     }
 }
@@ -410,6 +440,92 @@ async fn access_keys(db: &TestDb) {
     assert_not_found(store.revoke_access_key("AKIANONE", 1).await, "access key", "AKIANONE");
 }
 
+async fn share_links(db: &TestDb) {
+    let store = db.store().await;
+    store.create_bucket(&bucket("data", "alice")).await.unwrap();
+    store.create_bucket(&bucket("logs", "bob")).await.unwrap();
+    assert!(store.list_share_links(None, None).await.unwrap().is_empty());
+
+    // The creator is a snapshot of the principal; it need not be a stored user.
+    let mut alice = principal("alice");
+    alice.groups = BTreeSet::from(["analysts".to_owned(), "leads".to_owned()]);
+    alice.clearance = BTreeSet::from([class("unclassified"), class("protected-b")]);
+    alice.is_admin = true;
+    let object = ShareLink {
+        creator: alice.clone(),
+        ..link(&sl(1), "alice", "data", ShareTarget::Object("reports/Q1 résumé ✓ 日本.pdf".to_owned()), 100)
+    };
+    let whole =
+        ShareLink { creator: alice.clone(), ..link(&sl(2), "alice", "data", ShareTarget::Prefix(String::new()), 200) };
+    let bobs = link(&sl(3), "bob", "data", ShareTarget::Prefix("logs/2026/".to_owned()), 200);
+    let old =
+        ShareLink { creator: alice.clone(), ..link(&sl(4), "alice", "logs", ShareTarget::Object("a".to_owned()), 50) };
+    let newest = link(&sl(5), "bob", "logs", ShareTarget::Prefix("x y/".to_owned()), 300);
+
+    let mut rev = store.revision().await.unwrap();
+    for l in [&object, &whole, &bobs, &old, &newest] {
+        store.create_share_link(l).await.unwrap();
+        let now = store.revision().await.unwrap();
+        assert_eq!(now, rev + 1, "creating {} moves the revision", l.id);
+        rev = now;
+    }
+
+    // Round trip of both target kinds, with the principal as it was.
+    assert_eq!(store.get_share_link(&sl(1)).await.unwrap(), Some(object.clone()));
+    assert_eq!(store.get_share_link(&sl(2)).await.unwrap(), Some(whole.clone()));
+    assert_eq!(store.get_share_link(&sl(5)).await.unwrap(), Some(newest.clone()));
+    assert_eq!(store.get_share_link(&sl(2)).await.unwrap().unwrap().creator, alice);
+    assert_eq!(store.get_share_link(&sl(99)).await.unwrap(), None);
+
+    // A taken id, or a missing bucket: refused, and nothing changes.
+    let clash = link(&sl(1), "mallory", "logs", ShareTarget::Prefix(String::new()), 1);
+    assert_conflict(store.create_share_link(&clash).await, "share link", &sl(1));
+    assert_not_found(
+        store.create_share_link(&link(&sl(6), "alice", "nope", ShareTarget::Object("k".to_owned()), 1)).await,
+        "bucket",
+        "nope",
+    );
+    assert_eq!(store.revision().await.unwrap(), rev, "failed creations keep the revision");
+    assert_eq!(store.get_share_link(&sl(1)).await.unwrap(), Some(object.clone()));
+    assert_eq!(store.get_share_link(&sl(6)).await.unwrap(), None);
+
+    // Newest first; equal creation times by id. Filters combine.
+    let ids = |ls: Vec<ShareLink>| ls.into_iter().map(|l| l.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_share_links(None, None).await.unwrap()), [sl(5), sl(2), sl(3), sl(1), sl(4)]);
+    assert_eq!(ids(store.list_share_links(Some("alice"), None).await.unwrap()), [sl(2), sl(1), sl(4)]);
+    assert_eq!(ids(store.list_share_links(None, Some("data")).await.unwrap()), [sl(2), sl(3), sl(1)]);
+    assert_eq!(ids(store.list_share_links(Some("bob"), Some("logs")).await.unwrap()), [sl(5)]);
+    assert_eq!(ids(store.list_share_links(Some("alice"), Some("logs")).await.unwrap()), [sl(4)]);
+    assert!(store.list_share_links(Some("carol"), None).await.unwrap().is_empty());
+    assert!(store.list_share_links(None, Some("nope")).await.unwrap().is_empty());
+    assert!(store.list_share_links(Some("bob"), Some("nope")).await.unwrap().is_empty());
+    let listed = store.list_share_links(Some("alice"), Some("data")).await.unwrap();
+    assert_eq!(listed, [whole.clone(), object.clone()]);
+
+    // Revoking keeps the first time; revoked links are still returned and listed.
+    store.revoke_share_link(&sl(1), 1_000).await.unwrap();
+    assert_eq!(store.revision().await.unwrap(), rev + 1, "revoking moves the revision");
+    store.revoke_share_link(&sl(1), 2_000).await.unwrap();
+    let revoked = store.get_share_link(&sl(1)).await.unwrap().unwrap();
+    assert_eq!(revoked, ShareLink { revoked_at: Some(1_000), ..object.clone() });
+    assert_eq!(store.list_share_links(Some("alice"), Some("data")).await.unwrap()[1].revoked_at, Some(1_000));
+    assert_eq!(store.get_share_link(&sl(2)).await.unwrap().unwrap().revoked_at, None);
+    let rev = store.revision().await.unwrap();
+    assert_not_found(store.revoke_share_link(&sl(99), 1).await, "share link", &sl(99));
+    assert_eq!(store.revision().await.unwrap(), rev, "a failed revocation keeps the revision");
+
+    // Deleting a bucket deletes its links, and a new bucket of that name starts with none.
+    store.delete_bucket("data").await.unwrap();
+    assert_eq!(store.get_share_link(&sl(1)).await.unwrap(), None);
+    assert_eq!(store.get_share_link(&sl(3)).await.unwrap(), None);
+    assert_eq!(ids(store.list_share_links(None, None).await.unwrap()), [sl(5), sl(4)]);
+    store.create_bucket(&bucket("data", "alice")).await.unwrap();
+    assert!(store.list_share_links(None, Some("data")).await.unwrap().is_empty());
+    // The id of a deleted link is free again.
+    store.create_share_link(&object).await.unwrap();
+    assert_eq!(store.get_share_link(&sl(1)).await.unwrap(), Some(object));
+}
+
 /// Names come from requests (an access key id from a presigned URL's `X-Amz-Credential`
 /// may be percent-encoded `%00`). No stored name contains NUL, so each database must answer
 /// "not there", not fail (PostgreSQL refuses NUL in text), and no mutation may happen.
@@ -418,6 +534,7 @@ async fn names_with_a_nul_byte_are_absent(db: &TestDb) {
     store.create_user(&user("alice")).await.unwrap();
     store.create_bucket(&bucket("data", "alice")).await.unwrap();
     store.create_access_key(&key("AKIAALICE", "alice", 1)).await.unwrap();
+    store.create_share_link(&link(&sl(1), "alice", "data", ShareTarget::Prefix(String::new()), 1)).await.unwrap();
     let before = store.revision().await.unwrap();
     let nul = "AKIA\0ALICE";
     assert_eq!(store.get_access_key(nul).await.unwrap(), None);
@@ -429,8 +546,15 @@ async fn names_with_a_nul_byte_are_absent(db: &TestDb) {
     assert_not_found(store.delete_user("ali\0ce").await, "user", "ali\0ce");
     assert_not_found(store.delete_bucket("da\0ta").await, "bucket", "da\0ta");
     assert_not_found(store.remove_grant("data", &to_group("g\0")).await, "grant", "group:g\0 on data");
+    let nul_link = "SL0000000000\x00ABCDEFGHI";
+    assert_eq!(store.get_share_link(nul_link).await.unwrap(), None);
+    assert_not_found(store.revoke_share_link(nul_link, 5).await, "share link", nul_link);
+    assert!(store.list_share_links(Some("ali\0ce"), None).await.unwrap().is_empty());
+    assert!(store.list_share_links(None, Some("da\0ta")).await.unwrap().is_empty());
+    assert!(store.list_share_links(Some("alice"), Some("da\0ta")).await.unwrap().is_empty());
     assert_eq!(store.revision().await.unwrap(), before, "nothing changed");
     assert_eq!(store.get_access_key("AKIAALICE").await.unwrap().map(|k| k.revoked_at), Some(None));
+    assert_eq!(store.get_share_link(&sl(1)).await.unwrap().map(|l| l.revoked_at), Some(None));
 }
 
 async fn delete_user_refuses_owners_and_cascades(db: &TestDb) {
@@ -501,6 +625,8 @@ async fn revision_counts_mutations_only(db: &TestDb) {
     bumps!(store.remove_grant("data", &to_user("bob")));
     bumps!(store.create_access_key(&key("AKIAONE", "alice", 1)));
     bumps!(store.revoke_access_key("AKIAONE", 10));
+    bumps!(store.create_share_link(&link(&sl(1), "alice", "data", ShareTarget::Prefix(String::new()), 1)));
+    bumps!(store.revoke_share_link(&sl(1), 10));
 
     keeps!(store.ping());
     keeps!(store.get_user("alice"));
@@ -510,6 +636,8 @@ async fn revision_counts_mutations_only(db: &TestDb) {
     keeps!(store.list_grants(None));
     keeps!(store.get_access_key("AKIAONE"));
     keeps!(store.list_access_keys(None));
+    keeps!(store.get_share_link(&sl(1)));
+    keeps!(store.list_share_links(Some("alice"), Some("data")));
     keeps!(store.create_user(&user("alice")));
     keeps!(store.update_user(&user("nobody")));
     keeps!(store.delete_user("alice"));
@@ -518,6 +646,9 @@ async fn revision_counts_mutations_only(db: &TestDb) {
     keeps!(store.remove_grant("data", &to_user("bob")));
     keeps!(store.create_access_key(&key("AKIATWO", "nobody", 1)));
     keeps!(store.revoke_access_key("AKIANONE", 1));
+    keeps!(store.create_share_link(&link(&sl(1), "alice", "data", ShareTarget::Prefix(String::new()), 1)));
+    keeps!(store.create_share_link(&link(&sl(2), "alice", "nope", ShareTarget::Prefix(String::new()), 1)));
+    keeps!(store.revoke_share_link(&sl(2), 1));
     keeps!(store.delete_bucket("nope"));
 
     bumps!(store.delete_bucket("data"));
@@ -530,9 +661,10 @@ async fn migrate_twice_is_a_no_op(db: &TestDb) {
     assert!(matches!(store.revision().await, Err(Error::Unavailable(_))));
 
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(applied.len(), 3, "{applied:?}");
     assert!(applied[0].ends_with("_init"), "{applied:?}");
     assert!(applied[1].ends_with("_audit"), "{applied:?}");
+    assert!(applied[2].ends_with("_share_links"), "{applied:?}");
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
     assert_eq!(db.open().await.migrate().await.unwrap(), Vec::<String>::new());
     assert_eq!(store.revision().await.unwrap(), 0);
@@ -604,6 +736,19 @@ async fn corrupt_rows_are_reported(db: &TestDb) {
 
     db.exec("UPDATE access_keys SET buckets = '[\"Not_A_Bucket\"]'");
     assert!(matches!(store.get_access_key("AKIAONE").await, Err(Error::Corrupt(_))));
+
+    store.create_share_link(&link(&sl(1), "alice", "data", ShareTarget::Object("k".to_owned()), 1)).await.unwrap();
+    db.exec("UPDATE share_links SET principal = 'not json'");
+    assert!(matches!(store.get_share_link(&sl(1)).await, Err(Error::Corrupt(_))));
+    db.exec(&format!(
+        "UPDATE share_links SET principal = '{}', target_kind = 'folder'",
+        serde_json::to_string(&principal("alice")).unwrap()
+    ));
+    assert!(matches!(store.list_share_links(None, None).await, Err(Error::Corrupt(_))));
+    db.exec("UPDATE share_links SET target_kind = 'object', creator = 'bob'");
+    assert!(matches!(store.get_share_link(&sl(1)).await, Err(Error::Corrupt(_))));
+    db.exec("UPDATE share_links SET creator = 'alice'");
+    assert!(store.get_share_link(&sl(1)).await.unwrap().is_some());
 }
 
 // ---- URLs and connections, independent of a test database ----
@@ -630,7 +775,7 @@ async fn an_unreachable_postgres_is_unavailable_without_the_password() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_memory_is_one_database() {
     let store = coffer_metadata::open("sqlite::memory:").await.unwrap();
-    assert_eq!(store.migrate().await.unwrap().len(), 2, "both embedded migrations apply");
+    assert_eq!(store.migrate().await.unwrap().len(), 3, "every embedded migration applies");
     store.create_user(&user("alice")).await.unwrap();
     for _ in 0..10 {
         assert!(store.get_user("alice").await.unwrap().is_some());

@@ -1,79 +1,102 @@
-//! Who is calling the REST API: an OIDC bearer token if one is sent, otherwise the
-//! identity headers of a trusted sidecar, otherwise nobody (401).
+//! Who is calling the REST API, in this order:
+//! 1. `Authorization: Bearer <token>` — an OIDC token from a configured issuer;
+//! 2. `Authorization: AWS4-HMAC-SHA256 …` — an access key (long-term, or STS session
+//!    credentials with `x-amz-security-token`), signed as for S3 (service `s3`);
+//! 3. the identity headers of a trusted auth sidecar, believed only from its addresses;
+//!
+//! otherwise nobody: 401. A SigV4 request that declares its payload's SHA-256 has its body
+//! checked as it streams ([`check_signed_payload`]): a body that does not match fails the
+//! request before anything is stored.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use axum::http::{HeaderMap, header};
-use coffer_core::Principal;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, OriginalUri, Request};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use coffer_core::{Narrowing, Principal};
+use coffer_gateway::{Caller, RequestInfo};
 use coffer_identity::HeaderOutcome;
+use coffer_identity::sigv4::{self, PayloadCheck, PayloadHash};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::RestState;
 use crate::problem::Problem;
 
-/// An authenticated REST caller.
-#[derive(Debug, Clone)]
-pub struct RestCaller {
-    pub principal: Principal,
-    /// `bearer` or `headers`.
-    pub via: &'static str,
-}
-
-impl RestCaller {
-    /// The gateway's view of this caller, attributed to a request.
-    pub fn caller(&self, request_id: &str, source: &str) -> coffer_gateway::Caller {
-        coffer_gateway::Caller {
-            principal: self.principal.clone(),
-            narrowing: coffer_core::Narrowing::default(),
-            access_key_id: self.via.to_owned(),
-            request_id: request_id.to_owned(),
-            source: source.to_owned(),
-        }
-    }
-}
-
-/// The authenticated caller of a REST handler, as the gateway sees it; refuses with a
-/// 401 problem.
-pub struct Who(pub coffer_gateway::Caller);
+/// The authenticated caller of a REST handler, and how it authenticated (`bearer`,
+/// `sigv4` or `headers`). Refuses with a 401 problem.
+pub struct Who(pub Caller, pub &'static str);
 
 impl axum::extract::FromRequestParts<RestState> for Who {
     type Rejection = Problem;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        st: &RestState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, st: &RestState) -> Result<Self, Problem> {
         let remote = parts
             .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0)
             .ok_or_else(|| Problem::unauthorized("the client address is unknown"))?;
-        let request_id =
-            parts.extensions.get::<coffer_gateway::RequestInfo>().map(|i| i.request_id.clone()).unwrap_or_default();
-        let c = authenticate(st, remote.ip(), &parts.headers).await?;
-        Ok(Who(c.caller(&request_id, &remote.to_string())))
+        let info = RequestInfo {
+            request_id: parts.extensions.get::<RequestInfo>().map(|i| i.request_id.clone()).unwrap_or_default(),
+            source: remote.to_string(),
+        };
+        // Behind `nest`, the URI has lost its `/api/v1`; a signature covers the whole path.
+        let uri = parts.extensions.get::<OriginalUri>().map(|u| u.0.clone()).unwrap_or_else(|| parts.uri.clone());
+        let (caller, via) = authenticate(st, remote.ip(), &parts.method, &uri, &parts.headers).await?;
+        let caller = caller.in_request(Some(&info));
+        if !caller.principal.is_admin
+            && let Err(e) = st.gateway.ensure_personal_bucket(&caller.principal.name).await
+        {
+            tracing::warn!(principal = %caller.principal.name, error = %e, "cannot ensure the personal bucket");
+        }
+        Ok(Who(caller, via))
     }
 }
 
-pub async fn authenticate(st: &RestState, remote: IpAddr, headers: &HeaderMap) -> Result<RestCaller, Problem> {
+fn external(principal: Principal, via: &'static str) -> (Caller, &'static str) {
+    let caller = Caller {
+        principal,
+        narrowing: Narrowing::default(),
+        access_key_id: via.to_owned(),
+        request_id: String::new(),
+        source: String::new(),
+    };
+    (caller, via)
+}
+
+/// The caller of a request, from its method, (whole) URI and headers.
+pub async fn authenticate(
+    st: &RestState,
+    remote: IpAddr,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(Caller, &'static str), Problem> {
     if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
-            return Err(Problem::unauthorized("use Authorization: Bearer <token>"));
-        };
-        return match st.gateway.principal_for_bearer(token).await {
-            None => Err(Problem::unauthorized("no token issuer is configured")),
-            Some(Ok(principal)) => Ok(RestCaller { principal, via: "bearer" }),
-            Some(Err(e)) => {
-                tracing::info!(%remote, error = %e, "bearer token refused");
-                Err(Problem::unauthorized(format!("the bearer token was refused: {e}")))
-            }
-        };
+        if let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) {
+            return match st.gateway.principal_for_bearer(token).await {
+                None => Err(Problem::unauthorized("no token issuer is configured")),
+                Some(Ok(principal)) => Ok(external(principal, "bearer")),
+                Some(Err(e)) => {
+                    tracing::info!(%remote, error = %e, "bearer token refused");
+                    Err(Problem::unauthorized(format!("the bearer token was refused: {e}")))
+                }
+            };
+        }
+        if let Some(parsed) = sigv4::parse_authorization(auth) {
+            return signed(st, remote, parsed, method, uri, headers).await;
+        }
+        return Err(Problem::unauthorized("use Authorization: Bearer <token>, or sign the request with SigV4"));
     }
     if let Some(rule) = &st.headers {
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         match rule.identify(remote, get) {
             HeaderOutcome::Trusted(id) => {
                 return match st.gateway.principal_for_headers(&id) {
-                    Some(principal) => Ok(RestCaller { principal, via: "headers" }),
+                    Some(principal) => Ok(external(principal, "headers")),
                     None => Err(Problem::unauthorized("that user name is reserved")),
                 };
             }
@@ -81,5 +104,110 @@ pub async fn authenticate(st: &RestState, remote: IpAddr, headers: &HeaderMap) -
             HeaderOutcome::Untrusted | HeaderOutcome::Absent => {}
         }
     }
-    Err(Problem::unauthorized("sign in: send a bearer token, or come through the auth proxy"))
+    Err(Problem::unauthorized("sign in: send a bearer token, sign with an access key, or come through the auth proxy"))
+}
+
+/// A SigV4-signed request: the key's secret, the signature, then the caller behind the key.
+async fn signed(
+    st: &RestState,
+    remote: IpAddr,
+    parsed: Result<sigv4::SigV4Header, sigv4::SigV4Error>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(Caller, &'static str), Problem> {
+    let refused = |why: String| {
+        tracing::info!(%remote, reason = %why, "SigV4 request refused");
+        Problem::unauthorized(why)
+    };
+    let h = parsed.map_err(|e| refused(e.to_string()))?;
+    let secret = st.gateway.secret_for_key(&h.access_key_id).await.map_err(|e| match e {
+        coffer_gateway::Error::InvalidAccessKeyId => refused(e.to_string()),
+        other => Problem::from(other),
+    })?;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    // Over HTTP/2 the host travels as the URI's authority, not as a header.
+    let mut with_host;
+    let headers = match (headers.contains_key(header::HOST), uri.authority()) {
+        (false, Some(a)) => {
+            with_host = headers.clone();
+            if let Ok(v) = a.as_str().parse() {
+                with_host.insert(header::HOST, v);
+            }
+            &with_host
+        }
+        _ => headers,
+    };
+    sigv4::verify(&h, method.as_str(), uri.path(), uri.query(), headers, &secret, now)
+        .map_err(|e| refused(e.to_string()))?;
+    let token = headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
+    let caller = if coffer_identity::session::is_session_key(&h.access_key_id) {
+        st.gateway.caller_for_session(&h.access_key_id, token)?
+    } else if token.is_some() {
+        return Err(Problem::from(coffer_gateway::Error::InvalidToken));
+    } else {
+        st.gateway.caller_for_key(&h.access_key_id).await?
+    };
+    Ok((caller, "sigv4"))
+}
+
+/// Middleware: when a SigV4 request declares its payload's SHA-256, check the body against
+/// it as it streams. (The signature itself is checked when the handler asks who is calling;
+/// a body is only ever read by a handler that has.)
+pub async fn check_signed_payload(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"AWS4-HMAC-SHA256"))
+        .then(|| req.headers().get("x-amz-content-sha256").and_then(|v| v.to_str().ok()))
+        .flatten()
+        .and_then(|v| <[u8; 32]>::try_from(hex::decode(v).ok()?).ok())
+        .and_then(|h| PayloadHash::Sha256(h).check());
+    match declared {
+        None => next.run(req).await,
+        Some(check) => next.run(req.map(|b| Body::new(Checked { inner: b, check: Some(check) }))).await,
+    }
+}
+
+/// A body whose SHA-256 is checked when it ends; a mismatch ends it with an error.
+struct Checked {
+    inner: Body,
+    check: Option<PayloadCheck>,
+}
+
+impl HttpBody for Checked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(check)) = (frame.data_ref(), this.check.as_mut()) {
+                    check.update(data);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => match this.check.take().map(PayloadCheck::finish) {
+                Some(false) => Poll::Ready(Some(Err(axum::Error::new(
+                    "the body does not match the SHA-256 in x-amz-content-sha256",
+                )))),
+                _ => Poll::Ready(None),
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // The check must run on the last poll, so never claim the end early.
+        self.check.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

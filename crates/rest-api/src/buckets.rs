@@ -1,109 +1,111 @@
-//! Buckets, their grants, and projects:
+//! Buckets and their grants:
 //! `GET|POST /buckets`, `GET|DELETE /buckets/{name}`,
-//! `GET|PUT /buckets/{name}/grants`, `DELETE /buckets/{name}/grants/{kind}/{grantee}`,
-//! `POST /projects`. Records are answered in their serde form (the same JSON as
-//! `coffer admin --json`).
+//! `GET|PUT /buckets/{name}/grants`, `DELETE /buckets/{name}/grants/{kind}/{grantee}`.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use coffer_core::{Grantee, Role};
-use serde::Deserialize;
-use serde_json::json;
+use coffer_core::{Grant, Grantee};
 
 use crate::RestState;
 use crate::auth::Who;
 use crate::problem::Problem;
+use crate::views::{BucketView, NewBucket, NewGrant};
 
-type Answer = Result<Response, Problem>;
+pub(crate) type Answer = Result<Response, Problem>;
 
-fn body<T>(j: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
-    j.map(|Json(v)| v).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))
+/// A JSON request body, or a 400 problem saying what is wrong with it.
+pub(crate) fn body<T>(j: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+    j.map(|Json(v)| v).map_err(|e| Problem::bad_request(e.body_text()))
 }
 
-pub async fn list(State(st): State<RestState>, Who(c): Who) -> Answer {
-    Ok(Json(st.gateway.list_buckets(&c).await?).into_response())
+/// Exactly one of `user` and `group`.
+pub(crate) fn grantee(user: Option<String>, group: Option<String>) -> Result<Grantee, Problem> {
+    match (user, group) {
+        (Some(u), None) => Ok(Grantee::User(u)),
+        (None, Some(g)) => Ok(Grantee::Group(g)),
+        _ => Err(Problem::bad_request("give exactly one of `user` and `group`")),
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewBucket {
-    name: String,
-    tier: Option<String>,
+/// `user` or `group`, from a path.
+pub(crate) fn grantee_of(kind: &str, name: String) -> Result<Grantee, Problem> {
+    match kind {
+        "user" => Ok(Grantee::User(name)),
+        "group" => Ok(Grantee::Group(name)),
+        _ => Err(Problem::new(StatusCode::NOT_FOUND, "grantee kinds are user and group")),
+    }
 }
 
-pub async fn create(State(st): State<RestState>, Who(c): Who, json: Result<Json<NewBucket>, JsonRejection>) -> Answer {
+/// The buckets you may read, with your role on each.
+#[utoipa::path(get, operation_id = "list_buckets", path = "/buckets", tag = "buckets", responses((status = 200, body = Vec<BucketView>)))]
+pub async fn list(State(st): State<RestState>, Who(c, _): Who) -> Answer {
+    let all = st.gateway.visible_buckets(&c).await?;
+    Ok(Json(all.into_iter().map(|(bucket, role)| BucketView { bucket, role }).collect::<Vec<_>>()).into_response())
+}
+
+/// Create a bucket you own (unclassified).
+#[utoipa::path(post, operation_id = "create_bucket", path = "/buckets", tag = "buckets", request_body = NewBucket,
+    responses((status = 201, body = BucketView)))]
+pub async fn create(
+    State(st): State<RestState>,
+    Who(c, _): Who,
+    json: Result<Json<NewBucket>, JsonRejection>,
+) -> Answer {
     let req = body(json)?;
-    let b = st.gateway.create_bucket(&c, &req.name, req.tier.as_deref()).await?;
-    Ok((StatusCode::CREATED, Json(b)).into_response())
+    let bucket = st.gateway.create_bucket(&c, &req.name, req.tier.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(BucketView { bucket, role: coffer_core::Role::Admin })).into_response())
 }
 
-pub async fn get_one(State(st): State<RestState>, Who(c): Who, Path(name): Path<String>) -> Answer {
-    Ok(Json(st.gateway.head_bucket(&c, &name).await?).into_response())
+/// One bucket you may read.
+#[utoipa::path(get, operation_id = "get_bucket", path = "/buckets/{name}", tag = "buckets", params(("name" = String, Path)),
+    responses((status = 200, body = BucketView)))]
+pub async fn get_one(State(st): State<RestState>, Who(c, _): Who, Path(name): Path<String>) -> Answer {
+    let (bucket, role) = st.gateway.bucket_with_role(&c, &name).await?;
+    Ok(Json(BucketView { bucket, role }).into_response())
 }
 
-pub async fn delete(State(st): State<RestState>, Who(c): Who, Path(name): Path<String>) -> Answer {
+/// Delete an empty bucket (its admins).
+#[utoipa::path(delete, operation_id = "delete_bucket", path = "/buckets/{name}", tag = "buckets", params(("name" = String, Path)),
+    responses((status = 204, description = "deleted")))]
+pub async fn delete(State(st): State<RestState>, Who(c, _): Who, Path(name): Path<String>) -> Answer {
     st.gateway.delete_bucket(&c, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn list_grants(State(st): State<RestState>, Who(c): Who, Path(name): Path<String>) -> Answer {
+/// The grants on a bucket (its admins).
+#[utoipa::path(get, operation_id = "list_grants", path = "/buckets/{name}/grants", tag = "sharing", params(("name" = String, Path)),
+    responses((status = 200, body = Vec<Grant>)))]
+pub async fn list_grants(State(st): State<RestState>, Who(c, _): Who, Path(name): Path<String>) -> Answer {
     Ok(Json(st.gateway.list_grants(&c, &name).await?).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewGrant {
-    user: Option<String>,
-    group: Option<String>,
-    role: String,
-}
-
+/// Grant a user or a group a role on a bucket, or change it (the bucket's admins).
+#[utoipa::path(put, operation_id = "put_grant", path = "/buckets/{name}/grants", tag = "sharing", params(("name" = String, Path)),
+    request_body = NewGrant, responses((status = 200, body = Grant)))]
 pub async fn put_grant(
     State(st): State<RestState>,
-    Who(c): Who,
+    Who(c, _): Who,
     Path(name): Path<String>,
     json: Result<Json<NewGrant>, JsonRejection>,
 ) -> Answer {
     let req = body(json)?;
-    let grantee = match (req.user, req.group) {
-        (Some(u), None) => Grantee::User(u),
-        (None, Some(g)) => Grantee::Group(g),
-        _ => return Err(Problem::new(StatusCode::BAD_REQUEST, "give exactly one of `user` and `group`")),
-    };
-    let role = Role::parse(&req.role)
-        .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "role must be read, write or admin"))?;
-    Ok(Json(st.gateway.put_grant(&c, &name, grantee, role).await?).into_response())
+    let who = grantee(req.user, req.group)?;
+    Ok(Json(st.gateway.put_grant(&c, &name, who, req.role).await?).into_response())
 }
 
+/// Remove a grant (the bucket's admins).
+#[utoipa::path(delete, operation_id = "remove_grant", path = "/buckets/{name}/grants/{kind}/{grantee}", tag = "sharing",
+    params(("name" = String, Path), ("kind" = String, Path, description = "`user` or `group`"), ("grantee" = String, Path)),
+    responses((status = 204, description = "removed")))]
 pub async fn remove_grant(
     State(st): State<RestState>,
-    Who(c): Who,
-    Path((name, kind, grantee)): Path<(String, String, String)>,
+    Who(c, _): Who,
+    Path((name, kind, who)): Path<(String, String, String)>,
 ) -> Answer {
-    let grantee = match kind.as_str() {
-        "user" => Grantee::User(grantee),
-        "group" => Grantee::Group(grantee),
-        _ => return Err(Problem::new(StatusCode::NOT_FOUND, "grantee kinds are user and group")),
-    };
-    st.gateway.remove_grant(&c, &name, &grantee).await?;
+    let who = grantee_of(&kind, who)?;
+    st.gateway.remove_grant(&c, &name, &who).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewProject {
-    name: String,
-}
-
-pub async fn create_project(
-    State(st): State<RestState>,
-    Who(c): Who,
-    json: Result<Json<NewProject>, JsonRejection>,
-) -> Answer {
-    let req = body(json)?;
-    let b = st.gateway.create_project(&c, &req.name).await?;
-    Ok((StatusCode::CREATED, Json(json!({"name": req.name, "bucket": b}))).into_response())
 }

@@ -1,9 +1,7 @@
 //! Objects, streamed both ways:
-//! `GET /buckets/{bucket}/objects?prefix&delimiter&start_after&max_keys` (a page),
-//! `PUT|GET|DELETE /buckets/{bucket}/objects/{*key}` (upload with its Content-Type,
-//! download with `Range`), `POST /buckets/{bucket}/copy` `{"from_bucket", "from_key", "to_key"}`.
-
-use std::time::UNIX_EPOCH;
+//! `GET /buckets/{name}/objects?prefix&delimiter&start_after&max_keys` (a page),
+//! `PUT|GET|DELETE /buckets/{name}/objects/{key}` (upload with its Content-Type,
+//! download with `Range`), `POST /buckets/{name}/copy`.
 
 use axum::Json;
 use axum::body::Body;
@@ -11,55 +9,29 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use coffer_backend::{ByteRange, ListEntry, ListQuery, ObjectInfo, ObjectMeta};
-use coffer_gateway::Conditions;
+use coffer_backend::{ByteRange, ByteStream, ListEntry, ListPage, ListQuery, ObjectInfo, ObjectMeta};
 use coffer_gateway::objects::{CopyInput, PutInput};
+use coffer_gateway::{Caller, Conditions, Gateway};
 use futures::TryStreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::RestState;
 use crate::auth::Who;
+use crate::buckets::{Answer, body};
 use crate::problem::Problem;
+use crate::views::{CopyRequest, ListParams, ObjectPage, ObjectView};
 
-type Answer = Result<Response, Problem>;
+/// The most entries in one page.
+pub const MAX_PAGE: u32 = 1000;
 
-fn info_json(o: &ObjectInfo) -> Value {
-    let ms = o.last_modified.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    json!({"key": o.key, "size": o.size, "etag": o.etag, "last_modified_ms": ms, "content_type": o.meta.content_type})
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    #[serde(default)]
-    prefix: String,
-    delimiter: Option<String>,
-    start_after: Option<String>,
-    max_keys: Option<usize>,
-}
-
-/// One page; `next` is the `start_after` of the next page, or null at the end.
-pub async fn list(
-    State(st): State<RestState>,
-    Who(c): Who,
-    Path(bucket): Path<String>,
-    Query(p): Query<ListParams>,
-) -> Answer {
-    let query = ListQuery {
-        prefix: p.prefix,
-        delimiter: p.delimiter.filter(|d| !d.is_empty()),
-        start_after: p.start_after.filter(|s| !s.is_empty()),
-        max_keys: p.max_keys.unwrap_or(1000).clamp(1, 1000),
-    };
-    let (_, page) = st.gateway.list_objects(&c, &bucket, &query).await?;
+/// A page of a listing as JSON; `next` is the `start_after` of the next page.
+pub fn page_json(page: &ListPage) -> ObjectPage {
     let mut objects = Vec::new();
     let mut prefixes = Vec::new();
     let mut last = None;
     for e in &page.entries {
         match e {
             ListEntry::Object(o) => {
-                objects.push(info_json(o));
+                objects.push(ObjectView::from(o));
                 last = Some(o.key.clone());
             }
             ListEntry::CommonPrefix(p) => {
@@ -68,14 +40,40 @@ pub async fn list(
             }
         }
     }
-    let next = if page.is_truncated { last } else { None };
-    Ok(Json(json!({"objects": objects, "prefixes": prefixes, "next": next})).into_response())
+    ObjectPage { objects, prefixes, next: if page.is_truncated { last } else { None } }
 }
 
-/// Upload: the body streams to the tier; `Content-Type` is kept.
+/// The backend query for list parameters, under `base` (a share link's prefix, or "").
+pub fn list_query(base: &str, p: ListParams) -> ListQuery {
+    ListQuery {
+        prefix: format!("{base}{}", p.prefix),
+        delimiter: p.delimiter.filter(|d| !d.is_empty()),
+        start_after: p.start_after.filter(|s| !s.is_empty()).map(|s| format!("{base}{s}")),
+        max_keys: p.max_keys.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE) as usize,
+    }
+}
+
+/// One page of a bucket's objects and common prefixes.
+#[utoipa::path(get, operation_id = "list_objects", path = "/buckets/{name}/objects", tag = "objects",
+    params(("name" = String, Path), ListParams), responses((status = 200, body = ObjectPage)))]
+pub async fn list(
+    State(st): State<RestState>,
+    Who(c, _): Who,
+    Path(bucket): Path<String>,
+    Query(p): Query<ListParams>,
+) -> Answer {
+    let (_, page) = st.gateway.list_objects(&c, &bucket, &list_query("", p)).await?;
+    Ok(Json(page_json(&page)).into_response())
+}
+
+/// Upload an object; the body streams to the tier and `Content-Type` is kept.
+#[utoipa::path(put, operation_id = "put_object", path = "/buckets/{name}/objects/{*key}", tag = "objects",
+    params(("name" = String, Path), ("key" = String, Path, description = "the object key; `/` allowed")),
+    request_body(content = crate::views::Binary, content_type = "application/octet-stream"),
+    responses((status = 201, body = ObjectView)))]
 pub async fn put(
     State(st): State<RestState>,
-    Who(c): Who,
+    Who(c, _): Who,
     Path((bucket, key)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -89,7 +87,7 @@ pub async fn put(
     };
     let stream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
     let info = st.gateway.put_object(&c, &bucket, &key, input, stream).await?;
-    Ok((StatusCode::CREATED, Json(info_json(&info))).into_response())
+    Ok((StatusCode::CREATED, Json(ObjectView::from(&info))).into_response())
 }
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n`.
@@ -104,68 +102,90 @@ fn parse_range(v: &str) -> Option<ByteRange> {
     Some(ByteRange::FromTo { first, last })
 }
 
-/// Download, whole or a `Range`.
-pub async fn get(
-    State(st): State<RestState>,
-    Who(c): Who,
-    Path((bucket, key)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Answer {
+/// Download an object (or the `Range` asked for) as `caller`: the response streams the
+/// bytes with the object's type. Share links download through here too.
+pub async fn download(
+    gateway: &Gateway,
+    caller: &Caller,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+) -> Result<(ObjectInfo, Response), Problem> {
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(v) => Some(parse_range(v).ok_or_else(|| Problem::new(StatusCode::RANGE_NOT_SATISFIABLE, "bad Range"))?),
     };
-    let (info, (start, end), stream) =
-        st.gateway.get_object(&c, &bucket, &key, range, &Conditions::default()).await.map_err(|e| match e {
-            coffer_gateway::Error::InvalidRange => Problem::new(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string()),
-            e => e.into(),
-        })?;
-    let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let (info, (start, end), stream) = gateway.get_object(caller, bucket, key, range, &Conditions::default()).await?;
+    Ok((info.clone(), streamed(&info, range.is_some(), (start, end), stream)))
+}
+
+fn streamed(info: &ObjectInfo, partial: bool, (start, end): (u64, u64), stream: ByteStream) -> Response {
+    let status = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let mut resp = (status, Body::from_stream(stream)).into_response();
     let h = resp.headers_mut();
     let ct = info.meta.content_type.as_deref().unwrap_or("application/octet-stream");
-    if let Ok(v) = HeaderValue::from_str(ct) {
-        h.insert(header::CONTENT_TYPE, v);
-    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", info.etag)) {
         h.insert(header::ETAG, v);
     }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if range.is_some()
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end.saturating_sub(1), info.size))
+    if partial && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end.saturating_sub(1), info.size))
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    Ok(resp)
+    resp
 }
 
-pub async fn delete(State(st): State<RestState>, Who(c): Who, Path((bucket, key)): Path<(String, String)>) -> Answer {
+/// Download an object, whole or the `Range` asked for.
+#[utoipa::path(get, operation_id = "get_object", path = "/buckets/{name}/objects/{*key}", tag = "objects",
+    params(("name" = String, Path), ("key" = String, Path, description = "the object key; `/` allowed"),
+        ("Range" = Option<String>, Header, description = "`bytes=first-last`, `bytes=first-` or `bytes=-suffix`")),
+    responses((status = 200, description = "the object", content_type = "*/*", body = crate::views::Binary),
+        (status = 206, description = "the range asked for", content_type = "*/*", body = crate::views::Binary),
+        (status = 416, description = "the range is outside the object", body = crate::problem::Problem,
+            content_type = "application/problem+json")))]
+pub async fn get(
+    State(st): State<RestState>,
+    Who(c, _): Who,
+    Path((bucket, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    Ok(download(&st.gateway, &c, &bucket, &key, &headers).await?.1)
+}
+
+/// Delete an object (succeeds whether or not it exists).
+#[utoipa::path(delete, operation_id = "delete_object", path = "/buckets/{name}/objects/{*key}", tag = "objects",
+    params(("name" = String, Path), ("key" = String, Path, description = "the object key; `/` allowed")),
+    responses((status = 204, description = "deleted")))]
+pub async fn delete(
+    State(st): State<RestState>,
+    Who(c, _): Who,
+    Path((bucket, key)): Path<(String, String)>,
+) -> Answer {
     st.gateway.delete_object(&c, &bucket, &key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CopyRequest {
-    from_bucket: String,
-    from_key: String,
-    to_key: String,
-}
-
-/// Copy into this bucket (read on the source, write here, one classification).
+/// Copy an object into this bucket: read on the source, write here, and the same
+/// classification on both sides.
+#[utoipa::path(post, operation_id = "copy_object", path = "/buckets/{name}/copy", tag = "objects", params(("name" = String, Path)),
+    request_body = CopyRequest, responses((status = 201, body = ObjectView)))]
 pub async fn copy(
     State(st): State<RestState>,
-    Who(c): Who,
+    Who(c, _): Who,
     Path(bucket): Path<String>,
     json: Result<Json<CopyRequest>, JsonRejection>,
 ) -> Answer {
-    let Json(req) = json.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let req = body(json)?;
     let info = st
         .gateway
         .copy_object(&c, (&req.from_bucket, &req.from_key), (&bucket, &req.to_key), CopyInput::default())
         .await?;
-    Ok((StatusCode::CREATED, Json(info_json(&info))).into_response())
+    Ok((StatusCode::CREATED, Json(ObjectView::from(&info))).into_response())
 }
 
 #[cfg(test)]
@@ -179,5 +199,24 @@ mod tests {
         assert_eq!(parse_range("bytes=-3"), Some(ByteRange::Suffix { len: 3 }));
         assert_eq!(parse_range("items=0-1"), None);
         assert_eq!(parse_range("bytes=x-1"), None);
+    }
+
+    #[test]
+    fn list_queries_stay_under_their_base() {
+        let p = ListParams {
+            prefix: "a/".into(),
+            delimiter: Some("/".into()),
+            start_after: Some("a/b".into()),
+            max_keys: Some(5000),
+        };
+        let q = list_query("shared/", p);
+        assert_eq!(q.prefix, "shared/a/");
+        assert_eq!(q.start_after.as_deref(), Some("shared/a/b"));
+        assert_eq!(q.max_keys, 1000);
+        let q = list_query(
+            "",
+            ListParams { prefix: String::new(), delimiter: Some(String::new()), start_after: None, max_keys: Some(0) },
+        );
+        assert_eq!((q.delimiter, q.max_keys), (None, 1));
     }
 }

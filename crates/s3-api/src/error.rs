@@ -74,6 +74,8 @@ pub fn to_s3(e: Error) -> S3Error {
             return e;
         }
         Error::NotFound(m) => (C::InvalidArgument, m),
+        Error::Forbidden(m) => (C::AccessDenied, m),
+        Error::Gone(m) => (C::AccessDenied, m),
         Error::Conflict(m) | Error::InUse(m) => (C::OperationAborted, m),
         Error::Body(m) => {
             tracing::info!(error = %m, "request body failed");

@@ -11,10 +11,20 @@
 //! An issuer marked `service_accounts` is a Kubernetes cluster's: its tokens name a pod's
 //! service account, and the principal is the account's namespace (the profile).
 //!
-//! Fetching keys blocks (HTTP or a file): call [`OidcVerifier::verify`] off the async
-//! runtime (`spawn_blocking`).
+//! Such an issuer may instead have its tokens checked by the cluster (`token_review`): when
+//! its keys are not reachable, each token goes to the Kubernetes TokenReview API (see
+//! [`token_review`]) rather than through a JWKS. What is plainly wrong is still refused
+//! without asking — a malformed token, `alg: none` or an algorithm not pinned for the
+//! issuer, a token past its `exp`, or one for another audience (read from the unverified
+//! payload: a pre-filter only, the API server does the real check) — and the API server's
+//! answer must name a service account and, if it lists audiences, one of the issuer's.
+//! Positive answers are cached for a few seconds, keyed by the token's hash.
+//!
+//! Fetching keys and reviewing tokens block (HTTP or a file): call [`OidcVerifier::verify`]
+//! off the async runtime (`spawn_blocking`).
 
 pub mod keys;
+pub mod token_review;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -26,6 +36,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use self::keys::{KeyCache, KeySource};
+pub use self::token_review::TokenReviewConfig;
+use self::token_review::{ReviewCache, TokenReviewClient};
 
 /// Why a token was refused. Clients get a plain 401/403; the variant goes to the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +62,9 @@ pub enum TokenError {
     MissingClaim(String),
     #[error("the issuer's signing keys are unavailable: {0}")]
     KeysUnavailable(String),
+    /// The Kubernetes API server refused the token in a TokenReview (its reason).
+    #[error("the token was refused by the cluster: {0}")]
+    Rejected(String),
 }
 
 fn default_algorithms() -> Vec<Algorithm> {
@@ -108,6 +123,11 @@ pub struct IssuerConfig {
     /// `system:serviceaccounts:<namespace>`.
     #[serde(default)]
     pub service_accounts: bool,
+    /// Check this service-account issuer's tokens with the Kubernetes TokenReview API instead
+    /// of its JWKS (for clusters whose issuer keys are not reachable); requires
+    /// `service_accounts`. The JWKS settings are then unused.
+    #[serde(default)]
+    pub token_review: Option<TokenReviewConfig>,
 }
 
 /// Who a verified token names.
@@ -128,6 +148,13 @@ pub struct TokenIdentity {
 struct Issuer {
     config: IssuerConfig,
     keys: KeyCache,
+    review: Option<Reviewer>,
+}
+
+/// An issuer's TokenReview client and its cache of positive answers.
+struct Reviewer {
+    client: TokenReviewClient,
+    cache: ReviewCache,
 }
 
 /// Verifies tokens from the configured issuers.
@@ -135,15 +162,43 @@ pub struct OidcVerifier {
     issuers: Vec<Issuer>,
 }
 
-/// The unverified payload, only to pick the issuer; nothing is trusted before the signature.
-fn peek_issuer(token: &str) -> Result<String, TokenError> {
+/// The unverified payload; nothing in it is trusted before the signature is checked.
+fn peek_payload(token: &str) -> Result<Value, TokenError> {
     let mut parts = token.split('.');
     let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(TokenError::Malformed);
     };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+    if !v.is_object() {
+        return Err(TokenError::Malformed);
+    }
+    Ok(v)
+}
+
+/// The unverified `iss`, only to pick the issuer.
+fn peek_issuer(token: &str) -> Result<String, TokenError> {
+    let v = peek_payload(token)?;
     v.get("iss").and_then(Value::as_str).map(str::to_owned).ok_or(TokenError::MissingClaim("iss".into()))
+}
+
+/// The `aud` claim as a list (a string or an array of strings).
+fn audiences_of(claims: &Value) -> Vec<String> {
+    match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        other => strings(other).collect(),
+    }
+}
+
+/// The service-account groups, plus any given.
+fn service_account_groups(ns: &str, more: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    let mut groups = BTreeSet::from(["system:serviceaccounts".to_owned(), format!("system:serviceaccounts:{ns}")]);
+    groups.extend(more);
+    groups
+}
+
+fn not_a_service_account() -> TokenError {
+    TokenError::MissingClaim("sub (system:serviceaccount:<namespace>:<name>)".into())
 }
 
 /// `system:serviceaccount:<namespace>:<name>` → (namespace, name).
@@ -177,13 +232,17 @@ impl OidcVerifier {
                     (None, None) => KeySource::Discovery { issuer: config.issuer.clone() },
                 };
                 let keys = KeyCache::new(source, Duration::from_secs(config.jwks_ttl_seconds), min_refetch);
-                Issuer { config, keys }
+                let review = config
+                    .token_review
+                    .clone()
+                    .map(|c| Reviewer { client: TokenReviewClient::new(c), cache: ReviewCache::default() });
+                Issuer { config, keys, review }
             })
             .collect();
         Self { issuers }
     }
 
-    /// Verify `token` at Unix time `now`. Blocking: it may fetch keys.
+    /// Verify `token` at Unix time `now`. Blocking: it may fetch keys or ask the cluster.
     pub fn verify(&self, token: &str, now: i64) -> Result<TokenIdentity, TokenError> {
         let iss = peek_issuer(token)?;
         let issuer = self.issuers.iter().find(|i| i.config.issuer == iss).ok_or(TokenError::UnknownIssuer)?;
@@ -192,6 +251,9 @@ impl OidcVerifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::AlgorithmNotAllowed)?;
         if !cfg.algorithms.contains(&header.alg) {
             return Err(TokenError::AlgorithmNotAllowed);
+        }
+        if let Some(reviewer) = &issuer.review {
+            return Self::review(cfg, reviewer, token, now);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let key = issuer.keys.key(&kid)?;
@@ -223,14 +285,12 @@ impl OidcVerifier {
         }
         let subject = string_claim(&claims, "sub").unwrap_or_default();
         if cfg.service_accounts {
-            let (ns, sa) = service_account(&subject)
-                .ok_or_else(|| TokenError::MissingClaim("sub (system:serviceaccount:<namespace>:<name>)".into()))?;
-            let groups = BTreeSet::from(["system:serviceaccounts".to_owned(), format!("system:serviceaccounts:{ns}")]);
+            let (ns, sa) = service_account(&subject).ok_or_else(not_a_service_account)?;
             return Ok(TokenIdentity {
                 issuer: cfg.issuer.clone(),
                 username: ns.to_owned(),
                 email: None,
-                groups,
+                groups: service_account_groups(ns, []),
                 expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
                 service_account: Some((ns.to_owned(), sa.to_owned())),
                 subject,
@@ -257,5 +317,46 @@ impl OidcVerifier {
             expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
             service_account: None,
         })
+    }
+
+    /// The TokenReview path: local pre-filters on the unverified payload, the cache, then the
+    /// API server.
+    fn review(cfg: &IssuerConfig, reviewer: &Reviewer, token: &str, now: i64) -> Result<TokenIdentity, TokenError> {
+        let claims = peek_payload(token)?;
+        let leeway = cfg.leeway_seconds as i64;
+        let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| TokenError::MissingClaim("exp".into()))?;
+        if exp < now - leeway {
+            return Err(TokenError::Expired);
+        }
+        if claims.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now + leeway) {
+            return Err(TokenError::NotYetValid);
+        }
+        if !audiences_of(&claims).iter().any(|a| cfg.audiences.contains(a)) {
+            return Err(TokenError::WrongAudience);
+        }
+        let key = token_review::token_key(token);
+        if let Some(id) = reviewer.cache.get(&key) {
+            return Ok(id);
+        }
+        let review = reviewer.client.review(token, &cfg.audiences)?;
+        if review.audiences.as_ref().is_some_and(|auds| !auds.iter().any(|a| cfg.audiences.contains(a))) {
+            return Err(TokenError::WrongAudience);
+        }
+        let (ns, sa) = service_account(&review.username).ok_or_else(|| {
+            TokenError::MissingClaim("status.user.username (system:serviceaccount:<namespace>:<name>)".into())
+        })?;
+        let id = TokenIdentity {
+            issuer: cfg.issuer.clone(),
+            username: ns.to_owned(),
+            email: None,
+            groups: service_account_groups(ns, review.groups),
+            expires_at: exp,
+            service_account: Some((ns.to_owned(), sa.to_owned())),
+            subject: review.username.clone(),
+        };
+        // Never cached past the token's own expiry.
+        let cache_for = reviewer.client.config().cache_seconds.min(u64::try_from(exp - now).unwrap_or(0));
+        reviewer.cache.put(key, id.clone(), Duration::from_secs(cache_for));
+        Ok(id)
     }
 }
