@@ -38,6 +38,8 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+import emulators
+
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 STORES = ["sqlite", "postgres"]
@@ -369,6 +371,8 @@ class CofferServer:
         self.stdout_path: Path | None = None
         self.stderr_path: Path | None = None
         self.log_paths: list[Path] = []
+        # Variables of the server's own (the cloud tier's credentials under COFFER_TEST_TIER).
+        self.extra_env: dict[str, str] = {}
 
     # -- process control ------------------------------------------------------------
 
@@ -382,6 +386,7 @@ class CofferServer:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(self.extra_env)
         env["COFFER_ADMIN_ACCESS_KEY"] = self.admin_access_key
         env["COFFER_ADMIN_SECRET_KEY"] = self.admin_secret_key
         return env
@@ -573,8 +578,12 @@ class CofferServer:
 
 
 def configured_server(binary: Path, kind: str, base: Path, toml: str) -> Iterator[CofferServer]:
-    """A server (and its admin CLI) run with a configuration file holding `toml`."""
+    """A server (and its admin CLI) run with a configuration file holding `toml` (plus, under
+    COFFER_TEST_TIER, its default tier on the emulator unless `toml` configures tiers)."""
     config = base / "coffer.toml"
+    tier = emulators.selected()
+    if tier and "[tiers." not in toml:
+        toml = emulators.emulator(tier).tier_toml() + toml
     config.write_text(toml)
     old = os.environ.get("COFFER_CONFIG")
     os.environ["COFFER_CONFIG"] = str(config)  # read by `serve` and by `admin`
@@ -588,8 +597,14 @@ def configured_server(binary: Path, kind: str, base: Path, toml: str) -> Iterato
 
 
 def _server(binary: Path, kind: str, base: Path) -> Iterator[CofferServer]:
+    tier = emulators.selected()
+    if tier and "COFFER_CONFIG" not in os.environ:
+        yield from configured_server(binary, kind, base, "")
+        return
     store = Store(kind, base)
     srv = CofferServer(binary, store, base)
+    if tier:
+        srv.extra_env.update(emulators.emulator(tier).env)
     try:
         srv.start()
         yield srv
@@ -672,3 +687,7 @@ def pytest_runtest_makereport(item, call):
             if isinstance(value, CofferServer) and id(value) not in seen:
                 seen.add(id(value))
                 report.sections.append((f"coffer server logs ({value.store.kind})", value.describe_logs(6000)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    emulators.stop_all()

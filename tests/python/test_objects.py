@@ -9,6 +9,7 @@ import os
 
 import requests
 
+import emulators
 from conftest import assert_xml_error, s3_error, status_of
 
 NASTY_KEYS = [
@@ -256,7 +257,12 @@ def test_nasty_keys_round_trip(s3, bucket):
         assert resp["ETag"] == md5_etag(body), k
 
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
-    assert listed == sorted(NASTY_KEYS, key=lambda k: k.encode()), listed
+    if emulators.selected():
+        # On a cloud tier, keys with empty or dot segments list in the order of their stored
+        # (escaped) names, not of their bytes (docs/BACKENDS.md, "Key encoding").
+        assert sorted(listed) == sorted(NASTY_KEYS), listed
+    else:
+        assert listed == sorted(NASTY_KEYS, key=lambda k: k.encode()), listed
     listed_v1 = [o["Key"] for o in s3.list_objects(Bucket=bucket)["Contents"]]
     assert listed_v1 == listed
 
@@ -299,7 +305,8 @@ def test_zero_byte_object(s3, bucket):
 
 
 def test_key_length_limit(s3, bucket):
-    longest = "k" * 1024
+    # On a cloud tier the stored name is `<bucket>/<key>`, and the store's limit is on it.
+    longest = "k" * (1024 - len(bucket) - 1 if emulators.selected() else 1024)
     s3.put_object(Bucket=bucket, Key=longest, Body=b"ok")
     assert s3.get_object(Bucket=bucket, Key=longest)["Body"].read() == b"ok"
     with s3_error("KeyTooLongError", 400):

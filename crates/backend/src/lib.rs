@@ -10,6 +10,14 @@
 //! - `fs/` — [`FsBackend`], the local-filesystem backend: atomic writes (temporary file,
 //!   fsync, rename), keys encoded so that none can escape its bucket, metadata in a trailer
 //!   of the object file, multipart parts staged in `.uploads/` beside the buckets.
+//! - `cloud/` — [`CloudBackend`], tiers on S3 (and S3-compatible stores), Azure Blob
+//!   Storage and Google Cloud Storage, built on `object_store` with coffer's own HTTP
+//!   connector (hyper + rustls/ring) and crypto (ring): bucket markers under
+//!   `.coffer-buckets/`, keys encoded into valid object names, metadata and coffer's ETag
+//!   as store attributes, client multipart uploads on the store's own with JSON manifests
+//!   under `.coffer-uploads/`, credentials from variables or files re-read when they
+//!   change. Its configurations ([`S3TierConfig`], [`AzureTierConfig`], [`GcsTierConfig`],
+//!   [`CloudTierConfig`]) are what the binary's `[tiers.NAME]` tables deserialize into.
 //!
 //! All bodies are streams ([`ByteStream`]); nothing holds a whole object in memory.
 
@@ -22,8 +30,10 @@ use bytes::Bytes;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 
+mod cloud;
 mod fs;
 
+pub use cloud::{AzureTierConfig, CloudBackend, CloudTierConfig, GcsTierConfig, S3TierConfig};
 pub use fs::FsBackend;
 
 /// A stream of body bytes, in or out.
@@ -69,6 +79,10 @@ pub enum Error {
     /// The backend's own storage failed.
     #[error("backend I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The backend cannot be reached or is overloaded (a cloud store down, timing out or
+    /// answering 5xx): worth retrying later. The message names the tier, never a secret.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -155,7 +169,9 @@ pub struct ListQuery {
     pub max_keys: usize,
 }
 
-/// One entry of a listing, in order.
+/// One entry of a listing, in order. A listed object's `meta` is filled when the
+/// backend's listing carries it (the filesystem backend, and cloud objects whose ETag
+/// needed a HEAD); otherwise it is the default (empty): use `head_object` for metadata.
 // Entries live in a page's `Vec`, a thousand at most: boxing the object would cost an
 // allocation each for no gain.
 #[allow(clippy::large_enum_variant)]

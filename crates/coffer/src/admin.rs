@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use coffer_core::{AccessKey, Action, BucketName, Grantee, Narrowing, Role};
+use coffer_core::{AccessKey, Action, BucketName, Grantee, Narrowing, QuotaScope, Role};
 use coffer_gateway::Gateway;
 use serde_json::{Value, json};
 
@@ -40,6 +40,9 @@ enum AdminCommand {
     /// The audit trail of authorization decisions.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Quotas on the bytes and objects of a bucket, or of every bucket a user owns.
+    #[command(subcommand)]
+    Quota(QuotaCommand),
     /// Explain the decision for a user, a bucket and an action.
     Explain {
         #[arg(long)]
@@ -50,6 +53,95 @@ enum AdminCommand {
         #[arg(long)]
         action: String,
     },
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+struct ScopeArgs {
+    /// A bucket's quota.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// A user's quota, over every bucket the user owns.
+    #[arg(long)]
+    user: Option<String>,
+}
+
+impl ScopeArgs {
+    fn scope(&self) -> QuotaScope {
+        match (&self.bucket, &self.user) {
+            (Some(b), _) => QuotaScope::Bucket(b.clone()),
+            (_, Some(u)) => QuotaScope::User(u.clone()),
+            _ => unreachable!("clap requires one of --bucket and --user"),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum QuotaCommand {
+    /// Set (or replace) a quota; the buckets it covers are measured if not yet counted.
+    Set {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// At most this many bytes: 500M, 20GiB, 1T, or plain bytes.
+        #[arg(long)]
+        max_bytes: Option<String>,
+        /// At most this many objects.
+        #[arg(long)]
+        max_objects: Option<u64>,
+    },
+    /// Remove a quota.
+    Remove {
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Every quota.
+    List,
+    /// A quota and what is used of it.
+    Show {
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Count the objects of the covered buckets again and continue from that count.
+    Measure {
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+}
+
+/// `500M`, `20GiB`, `1T`, `1.5G` or plain bytes; K/M/G/T are powers of 1024 with or without
+/// `iB`, and `KB`/`MB`/`GB`/`TB` powers of 1000.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().with_context(|| format!("invalid size {s:?}"))?;
+    let mult: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KI" | "KIB" => 1024.0,
+        "M" | "MI" | "MIB" => 1024f64.powi(2),
+        "G" | "GI" | "GIB" => 1024f64.powi(3),
+        "T" | "TI" | "TIB" => 1024f64.powi(4),
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => bail!("invalid size {s:?}: use a number with K, M, G or T (binary) or KB, MB, GB, TB"),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > i64::MAX as f64 {
+        bail!("invalid size {s:?}");
+    }
+    Ok(bytes.round() as u64)
+}
+
+fn report_json(r: &coffer_gateway::quotas::QuotaReport) -> Value {
+    json!({
+        "scope": to_json(&r.scope),
+        "max_bytes": r.quota.as_ref().and_then(|q| q.max_bytes),
+        "max_objects": r.quota.as_ref().and_then(|q| q.max_objects),
+        "bytes": r.usage.bytes,
+        "objects": r.usage.objects,
+    })
 }
 
 #[derive(Subcommand, Debug)]
@@ -352,6 +444,21 @@ async fn execute(gw: &Gateway, command: AdminCommand) -> anyhow::Result<Value> {
             let events = gw.audit_events(&filter).await?;
             Value::Array(events.iter().map(to_json).collect())
         }
+        AdminCommand::Quota(QuotaCommand::Set { scope, max_bytes, max_objects }) => {
+            let max_bytes = max_bytes.as_deref().map(parse_size).transpose().context("--max-bytes")?;
+            to_json(&gw.admin_set_quota(scope.scope(), max_bytes, max_objects).await?)
+        }
+        AdminCommand::Quota(QuotaCommand::Remove { scope }) => {
+            gw.admin_remove_quota(&scope.scope()).await?;
+            json!({ "removed": true })
+        }
+        AdminCommand::Quota(QuotaCommand::List) => {
+            Value::Array(gw.admin_list_quotas().await?.iter().map(to_json).collect())
+        }
+        AdminCommand::Quota(QuotaCommand::Show { scope }) => report_json(&gw.quota_report(&scope.scope()).await?),
+        AdminCommand::Quota(QuotaCommand::Measure { scope }) => {
+            report_json(&gw.admin_measure_usage(&scope.scope()).await?)
+        }
         AdminCommand::Explain { user, bucket, action } => {
             let action = Action::parse(&action)
                 .with_context(|| format!("invalid action {action:?}: use read, write, delete, list or admin"))?;
@@ -368,6 +475,19 @@ fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("500M").unwrap(), 500 * 1024 * 1024);
+        assert_eq!(parse_size("20GiB").unwrap(), 20 * 1024 * 1024 * 1024);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 * 512 * 1024 * 1024);
+        assert_eq!(parse_size("2 TB").unwrap(), 2_000_000_000_000);
+        assert_eq!(parse_size("10kb").unwrap(), 10_000);
+        for bad in ["", "x", "10X", "-5", "1e30"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

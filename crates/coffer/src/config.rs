@@ -52,6 +52,9 @@ pub enum LogFormat {
 pub struct FileConfig {
     /// The address to listen on.
     pub listen: Option<SocketAddr>,
+    /// A second address serving the same APIs read-only: every write is refused with
+    /// AccessDenied (for read-only mounts).
+    pub read_only_listen: Option<SocketAddr>,
     /// The data directory.
     pub data_dir: Option<PathBuf>,
     /// The metadata database URL.
@@ -89,6 +92,25 @@ pub struct FileConfig {
     /// shared by link.
     #[serde(default)]
     pub share_links: ShareLinksSection,
+    /// A Rego policy deciding who may read or write externally governed buckets.
+    pub policy: Option<PolicySection>,
+    /// The name of the home view, the virtual bucket whose folders are the buckets each
+    /// caller may read (default "home"; "" turns it off).
+    pub home_bucket: Option<String>,
+}
+
+/// `[policy]`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// `.rego` and `.json` files, or directories of them (a mounted ConfigMap); reloaded when
+    /// they change. Relative paths are taken from the data directory.
+    pub paths: Vec<PathBuf>,
+    /// The buckets the policy governs (`*` matches any run of characters), e.g. ["fdi-*"].
+    pub buckets: Vec<String>,
+    /// The rule giving `{"allow": bool, "role": "read" | "write" | "admin"}` (default
+    /// "data.coffer.decision").
+    pub rule: Option<String>,
 }
 
 /// `[share_links]`.
@@ -144,21 +166,72 @@ pub struct StsSection {
     pub max_duration_seconds: Option<i64>,
 }
 
-/// One tier's backend.
+/// One tier: its backend (`kind` and the backend's own fields) and what it allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierConfig {
+    pub backend: TierBackend,
+    /// The classifications its buckets may have (default: any).
+    pub classifications: Option<Vec<String>>,
+    /// Refuse every write to its buckets (default false).
+    pub read_only: bool,
+}
+
+impl TierConfig {
+    /// A writable tier of any classification on `backend`.
+    pub fn of(backend: TierBackend) -> Self {
+        Self { backend, classifications: None, read_only: false }
+    }
+}
+
+/// The fields every tier has besides its backend's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierRulesSection {
+    classifications: Option<Vec<String>>,
+    #[serde(default)]
+    read_only: bool,
+}
+
+impl<'de> Deserialize<'de> for TierConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        // The common fields are taken out first, so the backend's own keep
+        // `deny_unknown_fields` (serde cannot combine it with `flatten`).
+        let mut table = toml::Table::deserialize(d)?;
+        let mut rules = toml::Table::new();
+        for field in ["classifications", "read_only"] {
+            if let Some(v) = table.remove(field) {
+                rules.insert(field.to_owned(), v);
+            }
+        }
+        let rules = TierRulesSection::deserialize(rules).map_err(D::Error::custom)?;
+        let backend = TierBackend::deserialize(table).map_err(D::Error::custom)?;
+        Ok(Self { backend, classifications: rules.classifications, read_only: rules.read_only })
+    }
+}
+
+/// One tier's backend (see docs/BACKENDS.md for every field).
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum TierConfig {
+pub enum TierBackend {
     /// Objects on a local (or mounted) filesystem.
     Filesystem {
         /// The directory; relative paths are taken from the data directory.
         path: PathBuf,
     },
+    /// An S3 bucket, on AWS or an S3-compatible store.
+    S3(coffer_backend::S3TierConfig),
+    /// An Azure Blob Storage container.
+    Azure(coffer_backend::AzureTierConfig),
+    /// A Google Cloud Storage bucket.
+    Gcs(coffer_backend::GcsTierConfig),
 }
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub read_only_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub log_format: LogFormat,
@@ -178,6 +251,8 @@ pub struct Config {
     pub admin_groups: Vec<String>,
     pub public_url: Option<String>,
     pub link_rules: coffer_gateway::links::LinkRules,
+    pub policy: Option<coffer_gateway::policy::PolicyConfig>,
+    pub home_bucket: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -210,14 +285,23 @@ impl Config {
         let log_format = serve.and_then(|s| s.log_format).or(file.log_format).unwrap_or_default();
         let mut tiers = file.tiers;
         if tiers.is_empty() {
-            tiers.insert("standard".into(), TierConfig::Filesystem { path: PathBuf::from("objects") });
+            tiers.insert("standard".into(), TierConfig::of(TierBackend::Filesystem { path: PathBuf::from("objects") }));
         }
         for (name, tier) in tiers.iter_mut() {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
                 bail!("tier name {name:?} must be lowercase letters, digits and '-'");
             }
-            let TierConfig::Filesystem { path } = tier;
-            if path.is_relative() {
+            if let Some(list) = &tier.classifications {
+                if list.is_empty() {
+                    bail!("[tiers.{name}] classifications must name at least one (leave it out for any)");
+                }
+                for c in list {
+                    coffer_core::Classification::parse(c).with_context(|| format!("[tiers.{name}] classifications"))?;
+                }
+            }
+            if let TierBackend::Filesystem { path } = &mut tier.backend
+                && path.is_relative()
+            {
                 *path = data_dir.join(&*path);
             }
         }
@@ -267,8 +351,18 @@ impl Config {
                 }
             }
         }
+        let policy = file.policy.map(|p| policy_config(p, &data_dir)).transpose()?;
+        let home_bucket = match file.home_bucket.as_deref() {
+            None => Some(coffer_gateway::home::DEFAULT_HOME.to_owned()),
+            Some("") => None,
+            Some(name) => {
+                coffer_core::BucketName::parse(name).context("home_bucket")?;
+                Some(name.to_owned())
+            }
+        };
         Ok(Self {
             listen,
+            read_only_listen: file.read_only_listen,
             data_dir,
             database_url,
             log_format,
@@ -288,6 +382,8 @@ impl Config {
             admin_groups: file.oidc.admin_groups,
             public_url: public_url(file.public_url)?,
             link_rules: link_rules(file.share_links)?,
+            policy,
+            home_bucket,
         })
     }
 
@@ -324,6 +420,18 @@ fn link_rules(section: ShareLinksSection) -> anyhow::Result<coffer_gateway::link
             .context("[share_links] classifications")?,
     };
     Ok(coffer_gateway::links::LinkRules { default_expiry, max_expiry, classifications })
+}
+
+fn policy_config(p: PolicySection, data_dir: &Path) -> anyhow::Result<coffer_gateway::policy::PolicyConfig> {
+    if p.paths.is_empty() || p.buckets.is_empty() {
+        bail!("[policy] needs at least one path and one bucket pattern");
+    }
+    let rule = p.rule.unwrap_or_else(|| coffer_gateway::policy::DEFAULT_RULE.to_owned());
+    if !rule.starts_with("data.") {
+        bail!("[policy] rule must be a rule path such as \"data.coffer.decision\"");
+    }
+    let paths = p.paths.into_iter().map(|x| if x.is_relative() { data_dir.join(x) } else { x }).collect();
+    Ok(coffer_gateway::policy::PolicyConfig { paths, buckets: p.buckets, rule })
 }
 
 fn personal_bucket_template(section: Option<PersonalBucketsSection>) -> anyhow::Result<Option<String>> {
@@ -370,13 +478,49 @@ pub fn ensure_dir(p: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn fs_tier(path: &str) -> TierConfig {
+        TierConfig::of(TierBackend::Filesystem { path: PathBuf::from(path) })
+    }
+
+    #[test]
+    fn tiers_carry_classifications_and_a_read_only_flag() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [tiers.standard]
+            kind = "filesystem"
+            path = "objects"
+            [tiers.pb]
+            kind = "filesystem"
+            path = "/pb"
+            classifications = ["protected-b"]
+            read_only = true
+            "#,
+        )
+        .unwrap();
+        let c = Config::resolve(file, &GlobalArgs::default(), None).unwrap();
+        assert_eq!(c.tiers["pb"].classifications.as_deref(), Some(&["protected-b".to_owned()][..]));
+        assert!(c.tiers["pb"].read_only);
+        assert!(!c.tiers["standard"].read_only && c.tiers["standard"].classifications.is_none());
+        for bad in [
+            "[tiers.x]\nkind = \"filesystem\"\npath = \"p\"\npaht = \"typo\"",
+            "[tiers.x]\nkind = \"filesystem\"\npath = \"p\"\nread_only = \"yes\"",
+            "[tiers.x]\nkind = \"tape\"\npath = \"p\"",
+        ] {
+            assert!(toml::from_str::<FileConfig>(bad).is_err(), "{bad}");
+        }
+        let file: FileConfig =
+            toml::from_str("[tiers.standard]\nkind = \"filesystem\"\npath = \"p\"\nclassifications = [\"Not Valid\"]")
+                .unwrap();
+        assert!(Config::resolve(file, &GlobalArgs::default(), None).is_err());
+    }
+
     #[test]
     fn defaults_need_no_file() {
         let c = Config::resolve(FileConfig::default(), &GlobalArgs::default(), None).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(c.data_dir, PathBuf::from("./coffer-data"));
         assert_eq!(c.database_url, "sqlite://./coffer-data/coffer.db");
-        assert_eq!(c.tiers["standard"], TierConfig::Filesystem { path: PathBuf::from("./coffer-data/objects") });
+        assert_eq!(c.tiers["standard"], fs_tier("./coffer-data/objects"));
         assert_eq!(c.default_tier, "standard");
         assert_eq!(c.server_key_file, PathBuf::from("./coffer-data/server.key"));
         assert!(c.migrate_on_start);
@@ -403,8 +547,8 @@ mod tests {
         let c = Config::resolve(file, &global, Some(&serve)).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:1234");
         assert_eq!(c.log_format, LogFormat::Json);
-        assert_eq!(c.tiers["standard"], TierConfig::Filesystem { path: PathBuf::from("/data/objects") });
-        assert_eq!(c.tiers["premium"], TierConfig::Filesystem { path: PathBuf::from("/fast") });
+        assert_eq!(c.tiers["standard"], fs_tier("/data/objects"));
+        assert_eq!(c.tiers["premium"], fs_tier("/fast"));
     }
 
     #[test]

@@ -34,6 +34,8 @@ struct AppState {
     gateway: Arc<Gateway>,
     metrics: Arc<Metrics>,
     options: Arc<Options>,
+    /// This listener refuses every write.
+    read_only: bool,
 }
 
 /// What the front ends need beyond the gateway.
@@ -45,6 +47,8 @@ pub struct Options {
     pub public_url: Option<String>,
     /// How long audit events stay in the store.
     pub audit_retention: std::time::Duration,
+    /// A second listener, serving the same APIs read-only (every write refused).
+    pub read_only_listener: Option<TcpListener>,
 }
 
 /// `coffer serve`.
@@ -61,13 +65,26 @@ pub async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> 
     bootstrap_admin(&gateway).await?;
     let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
+    let read_only_listener = match cfg.read_only_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            tracing::info!(address = %l.local_addr()?, "listening read-only");
+            Some(l)
+        }
+        None => None,
+    };
     let trusted_headers = match &cfg.trusted_headers {
         Some(c) => Some(Arc::new(
             coffer_identity::TrustedHeaders::new(c.clone()).map_err(|e| anyhow::anyhow!("[trusted_headers] {e}"))?,
         )),
         None => None,
     };
-    let options = Options { trusted_headers, public_url: cfg.public_url.clone(), audit_retention: cfg.audit_retention };
+    let options = Options {
+        trusted_headers,
+        public_url: cfg.public_url.clone(),
+        audit_retention: cfg.audit_retention,
+        read_only_listener,
+    };
     run(listener, gateway, options, shutdown_signal()).await
 }
 
@@ -129,8 +146,11 @@ pub async fn run(
         let mut rx = stop_rx;
         let _ = rx.wait_for(|v| *v).await;
     }));
+    let mut options = options;
     let audit_retention = options.audit_retention;
-    let app = router(AppState { gateway, metrics: Arc::new(Metrics::default()), options: Arc::new(options) });
+    let read_only_listener = options.read_only_listener.take();
+    let state =
+        AppState { gateway, metrics: Arc::new(Metrics::default()), options: Arc::new(options), read_only: false };
     let audit_gateway = gateway_for_audit;
     let mut audit_stop = stop_tx.subscribe();
     let audit = tokio::spawn(async move {
@@ -140,10 +160,34 @@ pub async fn run(
             })
             .await
     });
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+    // Both listeners stop accepting on the same signal and drain their requests.
+    let (down_tx, down_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = down_tx.send(true);
+    });
+    let down = move || {
+        let mut rx = down_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+    let read_only = read_only_listener.map(|l| {
+        let app = router(AppState { read_only: true, ..state.clone() });
+        let stop = down();
+        tokio::spawn(async move {
+            axum::serve(l, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .with_graceful_shutdown(stop)
+                .await
+        })
+    });
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(down())
         .await
         .context("serving")?;
+    if let Some(ro) = read_only {
+        ro.await.context("the read-only listener")?.context("serving read-only")?;
+    }
     let _ = stop_tx.send(true);
     let _ = watcher.await;
     let _ = audit.await;
@@ -231,7 +275,11 @@ async fn around_request(State(st): State<AppState>, req: Request, next: Next) ->
         }
         let (operation, resp) = if path.starts_with("/api/") {
             let mut req = req;
-            req.extensions_mut().insert(coffer_gateway::RequestInfo { request_id: id.clone(), source: String::new() });
+            req.extensions_mut().insert(coffer_gateway::RequestInfo {
+                request_id: id.clone(),
+                source: String::new(),
+                read_only_endpoint: st.read_only,
+            });
             let mut resp = next.run(req).await;
             if let Ok(v) = HeaderValue::from_str(&id) {
                 resp.headers_mut().insert("x-request-id", v);
@@ -272,7 +320,11 @@ async fn s3_request(st: &AppState, mut req: Request, next: Next, id: &str) -> (S
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
-    req.extensions_mut().insert(coffer_gateway::RequestInfo { request_id: id.to_owned(), source });
+    req.extensions_mut().insert(coffer_gateway::RequestInfo {
+        request_id: id.to_owned(),
+        source,
+        read_only_endpoint: st.read_only,
+    });
     let has_body = declares_body(req.headers());
     let body_done = Arc::new(AtomicBool::new(false));
     let mut resp = match refuse_unsupported(req.method(), req.uri(), req.headers()) {

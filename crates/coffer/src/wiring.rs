@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use coffer_backend::{Backend, FsBackend};
+use coffer_backend::{Backend, CloudBackend, FsBackend};
 use coffer_gateway::Gateway;
 use coffer_identity::ServerKey;
 use coffer_metadata::MetadataStore;
 
-use crate::config::{Config, GlobalArgs, TierConfig, ensure_dir};
+use crate::config::{Config, GlobalArgs, TierBackend, ensure_dir};
 
 /// Open the store the configuration names (creating the data directory for SQLite).
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn MetadataStore>> {
@@ -64,12 +64,15 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 pub async fn tiers(cfg: &Config) -> anyhow::Result<BTreeMap<String, Arc<dyn Backend>>> {
     let mut out: BTreeMap<String, Arc<dyn Backend>> = BTreeMap::new();
     for (name, tier) in &cfg.tiers {
-        let backend: Arc<dyn Backend> = match tier {
-            TierConfig::Filesystem { path } => Arc::new(
+        let backend: Arc<dyn Backend> = match &tier.backend {
+            TierBackend::Filesystem { path } => Arc::new(
                 FsBackend::new(path.clone())
                     .await
                     .with_context(|| format!("opening tier {name} at {}", path.display()))?,
             ),
+            TierBackend::S3(c) => Arc::new(CloudBackend::s3(name, c).with_context(|| format!("tier {name}"))?),
+            TierBackend::Azure(c) => Arc::new(CloudBackend::azure(name, c).with_context(|| format!("tier {name}"))?),
+            TierBackend::Gcs(c) => Arc::new(CloudBackend::gcs(name, c).with_context(|| format!("tier {name}"))?),
         };
         out.insert(name.clone(), backend);
     }
@@ -94,7 +97,25 @@ pub async fn gateway(cfg: &Config, migrate: bool) -> anyhow::Result<Arc<Gateway>
         namespaces: cfg.namespace_clearances.clone(),
         admin_groups: cfg.admin_groups.iter().cloned().collect(),
     });
-    gateway = gateway.with_link_rules(cfg.link_rules.clone());
+    gateway = gateway.with_link_rules(cfg.link_rules.clone()).with_home_bucket(cfg.home_bucket.clone());
+    if let Some(p) = &cfg.policy {
+        let policy = coffer_gateway::policy::Policy::load(p.clone()).context("loading the [policy]")?;
+        tracing::info!(paths = ?p.paths, buckets = ?p.buckets, "policy loaded");
+        gateway = gateway.with_policy(Arc::new(policy));
+    }
+    for (name, tier) in &cfg.tiers {
+        let classifications = match &tier.classifications {
+            Some(list) => Some(
+                list.iter()
+                    .map(|c| coffer_core::Classification::parse(c))
+                    .collect::<Result<_, _>>()
+                    .context("tiers")?,
+            ),
+            None => None,
+        };
+        gateway =
+            gateway.with_tier_rules(name, coffer_gateway::TierRules { classifications, read_only: tier.read_only });
+    }
     if !cfg.oidc_issuers.is_empty() {
         gateway = gateway.with_federation(coffer_gateway::sessions::Federation {
             verifier: Arc::new(coffer_identity::OidcVerifier::new(cfg.oidc_issuers.clone())),

@@ -138,6 +138,14 @@ pub enum Rule {
     RoleTooLow { role: Role, required: Role },
     /// Denied: a copy between buckets of different classifications.
     CrossClassification { from: Classification, to: Classification },
+    /// Allowed: the bucket is governed by a policy, which gave this role.
+    Policy { role: Role },
+    /// Denied: the bucket is governed by a policy, which gave no role.
+    PolicyDenied,
+    /// Denied: a write to a bucket on a read-only tier.
+    ReadOnlyTier { tier: String },
+    /// Denied: a write through a read-only endpoint.
+    ReadOnlyEndpoint,
 }
 
 impl fmt::Display for Rule {
@@ -163,6 +171,10 @@ impl fmt::Display for Rule {
             Rule::CrossClassification { from, to } => {
                 write!(f, "data may not be copied from {from} to {to}")
             }
+            Rule::Policy { role } => write!(f, "the bucket's policy gives the role {role}"),
+            Rule::PolicyDenied => write!(f, "the bucket's policy gives no role"),
+            Rule::ReadOnlyTier { tier } => write!(f, "tier {tier} is read-only"),
+            Rule::ReadOnlyEndpoint => write!(f, "this endpoint is read-only"),
         }
     }
 }
@@ -175,10 +187,10 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn allow(rule: Rule) -> Self {
+    pub fn allow(rule: Rule) -> Self {
         Self { allowed: true, rule }
     }
-    fn deny(rule: Rule) -> Self {
+    pub fn deny(rule: Rule) -> Self {
         Self { allowed: false, rule }
     }
 }
@@ -250,6 +262,22 @@ pub fn decide(
     action: Action,
     now: i64,
 ) -> Decision {
+    decide_with_role(principal, narrowing, bucket, action, now, || {
+        effective_role(principal, bucket, grants).ok_or(Rule::NoGrant)
+    })
+}
+
+/// [`decide`] with the role coming from elsewhere (a policy): the credential's narrowing
+/// and the principal's clearance are checked first, as always; then `role` — asked only
+/// if they pass — must cover the action; when it gives none, its rule denies.
+pub fn decide_with_role(
+    principal: &Principal,
+    narrowing: &Narrowing,
+    bucket: &Bucket,
+    action: Action,
+    now: i64,
+    role: impl FnOnce() -> Result<(Role, Rule), Rule>,
+) -> Decision {
     let required = action.required_role();
     if let Some(rule) = check_narrowing(narrowing, &bucket.name, &bucket.classification, required, now) {
         return Decision::deny(rule);
@@ -257,10 +285,10 @@ pub fn decide(
     if !principal.clearance.contains(&bucket.classification) {
         return Decision::deny(Rule::Clearance { classification: bucket.classification.clone() });
     }
-    match effective_role(principal, bucket, grants) {
-        None => Decision::deny(Rule::NoGrant),
-        Some((role, rule)) if role >= required => Decision::allow(rule),
-        Some((role, _)) => Decision::deny(Rule::RoleTooLow { role, required }),
+    match role() {
+        Err(rule) => Decision::deny(rule),
+        Ok((role, rule)) if role >= required => Decision::allow(rule),
+        Ok((role, _)) => Decision::deny(Rule::RoleTooLow { role, required }),
     }
 }
 

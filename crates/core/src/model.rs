@@ -183,3 +183,32 @@ pub struct ShareLink {
     /// Unix seconds, once revoked.
     pub revoked_at: Option<i64>,
 }
+
+/// What a quota limits: one bucket, or every bucket a user owns.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+pub enum QuotaScope {
+    Bucket(String),
+    User(String),
+}
+
+/// Limits on stored bytes and objects. `None` leaves that dimension unlimited.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub scope: QuotaScope,
+    pub max_bytes: Option<u64>,
+    pub max_objects: Option<u64>,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// What is stored: bytes and objects (completed objects; parts of uploads in progress are
+/// not counted).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub bytes: u64,
+    pub objects: u64,
+}

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 
 use coffer_core::{
     AccessKey, Action, Bucket, BucketName, Classification, Decision, Grant, Grantee, Narrowing, Role, User, UserName,
-    decide,
 };
 use coffer_identity::{GeneratedKey, generate_access_key};
 
@@ -89,6 +88,7 @@ impl Gateway {
             None => Classification::unclassified(),
         };
         let tier = self.resolve_tier(tier)?;
+        self.check_new_bucket(&tier, &classification, false)?;
         let bucket = Bucket { name, owner: owner.to_owned(), tier, classification, created_at: now() };
         self.insert_bucket(&bucket).await?;
         Ok(bucket)
@@ -158,7 +158,7 @@ impl Gateway {
     }
 
     /// What would `user` be told for `action` on `bucket`, and by which rule — with no
-    /// credential narrowing.
+    /// credential narrowing; for a bucket a policy governs, the policy's verdict.
     pub async fn explain(&self, user: &str, bucket: &str, action: Action) -> Result<Decision> {
         let user =
             self.store.get_user(user).await?.ok_or_else(|| Error::NotFound(format!("user {user:?} does not exist")))?;
@@ -168,7 +168,15 @@ impl Gateway {
             .await?
             .ok_or_else(|| Error::NotFound(format!("bucket {bucket:?} does not exist")))?;
         let grants = self.store.list_grants(Some(bucket)).await?;
-        Ok(decide(&user.principal(), &Narrowing::default(), &b, &grants, action, now()))
+        let caller = crate::Caller {
+            principal: user.principal(),
+            narrowing: Narrowing::default(),
+            access_key_id: "explain".into(),
+            request_id: String::new(),
+            source: String::new(),
+            read_only_endpoint: false,
+        };
+        Ok(self.decide_for(&caller, &b, &grants, action))
     }
 
     /// Make sure the platform admin exists. With `credentials` (from

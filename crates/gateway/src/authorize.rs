@@ -8,10 +8,16 @@
 
 use std::sync::Arc;
 
-use coffer_core::{Action, Bucket, BucketName, Classification, Narrowing, Principal, Role, decide};
+use coffer_core::{
+    Action, Bucket, BucketName, Classification, Decision, Grant, Narrowing, Principal, QuotaScope, Role, Rule,
+    decide_with_role,
+};
 
 use crate::cache::{BucketEntry, KeyEntry};
 use crate::{Error, Gateway, Result, now};
+
+/// A role and the rule it comes from, or the rule that gives none.
+type RoleSource = std::result::Result<(Role, Rule), Rule>;
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
@@ -24,22 +30,26 @@ pub struct Caller {
     pub request_id: String,
     /// The client's address, for the audit log (set by the front end).
     pub source: String,
+    /// The request came through a read-only endpoint: every write is refused.
+    pub read_only_endpoint: bool,
 }
 
 /// What the HTTP layer knows of a request, passed to front ends in the request's
-/// extensions: its id and the client's address.
+/// extensions: its id, the client's address, and whether its listener is read-only.
 #[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
     pub request_id: String,
     pub source: String,
+    pub read_only_endpoint: bool,
 }
 
 impl Caller {
-    /// This caller, attributed to a request.
+    /// This caller, attributed to a request (and bound by its endpoint).
     pub fn in_request(mut self, info: Option<&RequestInfo>) -> Self {
         if let Some(i) = info {
             self.request_id = i.request_id.clone();
             self.source = i.source.clone();
+            self.read_only_endpoint |= i.read_only_endpoint;
         }
         self
     }
@@ -93,6 +103,7 @@ impl Gateway {
             access_key_id: access_key_id.to_owned(),
             request_id: String::new(),
             source: String::new(),
+            read_only_endpoint: false,
         })
     }
 
@@ -102,13 +113,46 @@ impl Gateway {
         }
         let generation = self.cache.generation();
         let bucket = self.store.get_bucket(name).await?;
-        let grants = match &bucket {
-            Some(_) => self.store.list_grants(Some(name)).await?,
-            None => Vec::new(),
+        let (grants, limits) = match &bucket {
+            Some(b) => {
+                let limits = crate::quotas::Limits {
+                    bucket: self.store.get_quota(&QuotaScope::Bucket(name.to_owned())).await?,
+                    owner: self.store.get_quota(&QuotaScope::User(b.owner.clone())).await?,
+                };
+                (self.store.list_grants(Some(name)).await?, limits)
+            }
+            None => (Vec::new(), Default::default()),
         };
-        let entry = Arc::new(BucketEntry { bucket, grants });
+        let entry = Arc::new(BucketEntry { bucket, grants, limits });
         self.cache.put_bucket(generation, name, entry.clone());
         Ok(entry)
+    }
+
+    /// Where the caller's role on a bucket comes from: the bucket's policy when one governs
+    /// it, else ownership and grants.
+    fn role_source(&self, principal: &Principal, bucket: &Bucket, grants: &[Grant], action: Action) -> RoleSource {
+        match self.policy.as_ref().filter(|p| p.governs(bucket.name.as_str())) {
+            Some(policy) => policy.role(principal, bucket, action),
+            None => coffer_core::authz::effective_role(principal, bucket, grants).ok_or(Rule::NoGrant),
+        }
+    }
+
+    /// The one decision every check makes: the credential's narrowing, the clearance, the
+    /// role (grants, or the bucket's policy), then what the tier and the endpoint allow.
+    pub(crate) fn decide_for(&self, caller: &Caller, bucket: &Bucket, grants: &[Grant], action: Action) -> Decision {
+        let d = decide_with_role(&caller.principal, &caller.narrowing, bucket, action, now(), || {
+            self.role_source(&caller.principal, bucket, grants, action)
+        });
+        if !d.allowed || action.required_role() == Role::Read {
+            return d;
+        }
+        if caller.read_only_endpoint {
+            return Decision::deny(Rule::ReadOnlyEndpoint);
+        }
+        if self.tier_rules(&bucket.tier).read_only {
+            return Decision::deny(Rule::ReadOnlyTier { tier: bucket.tier.clone() });
+        }
+        d
     }
 
     /// Authorize `action` on bucket `name` (`key` only for the audit log). Returns the
@@ -116,7 +160,7 @@ impl Gateway {
     pub async fn authorize(&self, caller: &Caller, name: &str, key: Option<&str>, action: Action) -> Result<Bucket> {
         let entry = self.bucket_entry(name).await?;
         let Some(bucket) = &entry.bucket else { return Err(Error::NoSuchBucket) };
-        let d = decide(&caller.principal, &caller.narrowing, bucket, &entry.grants, action, now());
+        let d = self.decide_for(caller, bucket, &entry.grants, action);
         self.audit(caller, action.as_str(), name, key, &d);
         if d.allowed { Ok(bucket.clone()) } else { Err(Error::AccessDenied) }
     }
@@ -132,8 +176,20 @@ impl Gateway {
         let s = self.bucket_entry(src.0).await?;
         let d = self.bucket_entry(dst.0).await?;
         let (Some(sb), Some(db)) = (&s.bucket, &d.bucket) else { return Err(Error::NoSuchBucket) };
-        let decision =
-            coffer_core::decide_copy(&caller.principal, &caller.narrowing, (sb, &s.grants), (db, &d.grants), now());
+        let read = self.decide_for(caller, sb, &s.grants, Action::Read);
+        let decision = if !read.allowed {
+            read
+        } else {
+            let write = self.decide_for(caller, db, &d.grants, Action::Write);
+            if write.allowed && sb.classification != db.classification {
+                Decision::deny(Rule::CrossClassification {
+                    from: sb.classification.clone(),
+                    to: db.classification.clone(),
+                })
+            } else {
+                write
+            }
+        };
         let what = format!("copy {}/{} to", src.0, src.1);
         self.audit(caller, &what, dst.0, Some(dst.1), &decision);
         if decision.allowed { Ok((sb.clone(), db.clone())) } else { Err(Error::AccessDenied) }
@@ -141,20 +197,20 @@ impl Gateway {
 
     /// May the caller see this bucket in ListBuckets? (read, no audit event per bucket)
     pub(crate) fn may_list(&self, caller: &Caller, entry: &BucketEntry) -> bool {
-        entry.bucket.as_ref().is_some_and(|b| {
-            decide(&caller.principal, &caller.narrowing, b, &entry.grants, Action::List, now()).allowed
-        })
+        entry.bucket.as_ref().is_some_and(|b| self.decide_for(caller, b, &entry.grants, Action::List).allowed)
     }
 
-    /// The caller's role on a bucket it may see, as its credential allows it (a read-only
-    /// credential makes every role `read`); `None` when it may not see the bucket.
+    /// The caller's role on a bucket it may see, as its credential, the endpoint and the
+    /// tier allow it (each may make every role `read`); `None` when it may not see it.
     pub(crate) fn role_on(&self, caller: &Caller, entry: &BucketEntry) -> Option<Role> {
         if !self.may_list(caller, entry) {
             return None;
         }
         let bucket = entry.bucket.as_ref()?;
-        let (role, _) = coffer_core::authz::effective_role(&caller.principal, bucket, &entry.grants)?;
-        Some(if caller.narrowing.read_only { role.min(Role::Read) } else { role })
+        let (role, _) = self.role_source(&caller.principal, bucket, &entry.grants, Action::List).ok()?;
+        let read_only =
+            caller.narrowing.read_only || caller.read_only_endpoint || self.tier_rules(&bucket.tier).read_only;
+        Some(if read_only { role.min(Role::Read) } else { role })
     }
 
     pub(crate) fn authorize_create(
@@ -163,7 +219,11 @@ impl Gateway {
         name: &BucketName,
         classification: &Classification,
     ) -> Result<()> {
-        let d = coffer_core::decide_create_bucket(&caller.principal, &caller.narrowing, name, classification, now());
+        let mut d =
+            coffer_core::decide_create_bucket(&caller.principal, &caller.narrowing, name, classification, now());
+        if d.allowed && caller.read_only_endpoint {
+            d = Decision::deny(Rule::ReadOnlyEndpoint);
+        }
         self.audit(caller, "create-bucket", name.as_str(), None, &d);
         if d.allowed { Ok(()) } else { Err(Error::AccessDenied) }
     }

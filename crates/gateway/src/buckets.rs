@@ -44,6 +44,9 @@ impl Gateway {
     /// Create a bucket the caller owns, on `tier` (default tier when `None`), classified
     /// `unclassified`.
     pub async fn create_bucket(&self, caller: &Caller, name: &str, tier: Option<&str>) -> Result<Bucket> {
+        if self.is_home(name) {
+            return Err(Error::BucketAlreadyExists);
+        }
         let name = parse_bucket_name(name)?;
         let classification = Classification::unclassified();
         let tier = self.resolve_tier(tier)?;
@@ -56,6 +59,7 @@ impl Gateway {
             });
         }
         self.authorize_create(caller, &name, &classification)?;
+        self.check_new_bucket(&tier, &classification, true)?;
         let bucket = Bucket { name, owner: caller.principal.name.clone(), tier, classification, created_at: now() };
         self.insert_bucket(&bucket).await.map_err(|e| match e {
             Error::Conflict(_) => Error::BucketAlreadyExists,
@@ -76,8 +80,15 @@ impl Gateway {
 
     /// Record a bucket, then make its home in the backend; undo the record if that fails.
     pub(crate) async fn insert_bucket(&self, bucket: &Bucket) -> Result<()> {
+        if self.is_home(bucket.name.as_str()) {
+            return Err(Error::InvalidBucketName(format!("{} is the name of the home view", bucket.name)));
+        }
         self.store.create_bucket(bucket).await?;
         self.cache.invalidate();
+        // A new bucket of an owner under a quota is counted from its first object.
+        if self.store.get_quota(&coffer_core::QuotaScope::User(bucket.owner.clone())).await?.is_some() {
+            self.store.set_bucket_usage(bucket.name.as_str(), coffer_core::Usage::default()).await?;
+        }
         if let Err(e) = self.tier(&bucket.tier)?.create_bucket(bucket.name.as_str()).await {
             let _ = self.store.delete_bucket(bucket.name.as_str()).await;
             self.cache.invalidate();
@@ -88,16 +99,25 @@ impl Gateway {
 
     /// HeadBucket: exists and the caller may list it.
     pub async fn head_bucket(&self, caller: &Caller, name: &str) -> Result<Bucket> {
+        if self.is_home(name) {
+            return self.home_record(caller);
+        }
         self.authorize(caller, name, None, Action::List).await
     }
 
     /// GetBucketLocation: the bucket's tier.
     pub async fn get_bucket_location(&self, caller: &Caller, name: &str) -> Result<String> {
+        if self.is_home(name) {
+            return Ok(self.default_tier.clone());
+        }
         Ok(self.authorize(caller, name, None, Action::List).await?.tier)
     }
 
     /// DeleteBucket: only by an admin of the bucket, only when empty.
     pub async fn delete_bucket(&self, caller: &Caller, name: &str) -> Result<()> {
+        if self.is_home(name) {
+            return Err(Error::Forbidden(format!("{name} is the home view of every user; it cannot be deleted")));
+        }
         let bucket = self.authorize(caller, name, None, Action::Admin).await?;
         self.remove_bucket(&bucket).await
     }

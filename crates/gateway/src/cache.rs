@@ -25,11 +25,12 @@ pub struct KeyEntry {
     pub secret: String,
 }
 
-/// A bucket and its grants; `bucket: None` caches "no such bucket".
+/// A bucket, its grants and the quotas covering it; `bucket: None` caches "no such bucket".
 #[derive(Debug)]
 pub struct BucketEntry {
     pub bucket: Option<Bucket>,
     pub grants: Vec<Grant>,
+    pub limits: crate::quotas::Limits,
 }
 
 #[derive(Default)]
@@ -116,7 +117,7 @@ mod tests {
     use super::*;
 
     fn entry() -> Arc<BucketEntry> {
-        Arc::new(BucketEntry { bucket: None, grants: vec![] })
+        Arc::new(BucketEntry { bucket: None, grants: vec![], limits: Default::default() })
     }
 
     #[test]

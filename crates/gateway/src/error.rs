@@ -76,6 +76,9 @@ pub enum Error {
     /// A share link that has expired or was revoked.
     #[error("{0}")]
     Gone(String),
+    /// The write would pass a bucket's or a user's quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The metadata store is down.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -118,6 +121,7 @@ impl From<BackendError> for Error {
             BackendError::KeyTooLong => Error::KeyTooLong,
             BackendError::Body(e) => Error::Body(e.to_string()),
             BackendError::Io(e) => Error::Internal(format!("backend I/O: {e}")),
+            BackendError::Unavailable(m) => Error::Unavailable(m),
         }
     }
 }

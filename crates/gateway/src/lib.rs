@@ -24,11 +24,17 @@
 //! - [`admin`] — users, buckets, grants, keys and `explain`, for the operator.
 //! - [`personal`] — personal buckets, created on a user's first authenticated request.
 //! - [`sessions`] — STS `AssumeRoleWithWebIdentity`: OIDC tokens for temporary credentials.
+//! - [`home`] — the home view: one virtual bucket whose folders are the buckets the caller
+//!   may read.
+//! - [`policy`] — Rego policies deciding the role on externally governed buckets.
+//! - [`quotas`] — limits on bytes and objects per bucket and per owner, usage tracked
+//!   in the metadata store, enforced before a write stores anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use coffer_backend::Backend;
+use coffer_core::Classification;
 use coffer_identity::ServerKey;
 use coffer_metadata::MetadataStore;
 
@@ -40,12 +46,15 @@ pub mod cache;
 pub mod conditions;
 pub mod error;
 pub mod grants;
+pub mod home;
 pub mod keys;
 pub mod links;
 pub mod multipart;
 pub mod objects;
 pub mod personal;
+pub mod policy;
 pub mod projects;
+pub mod quotas;
 pub mod sessions;
 
 pub use authorize::{Caller, RequestInfo};
@@ -68,6 +77,18 @@ pub struct Gateway {
     audit: audit::AuditSink,
     clearances: sessions::Clearances,
     links: links::LinkRules,
+    tier_rules: BTreeMap<String, TierRules>,
+    policy: Option<Arc<policy::Policy>>,
+    home: Option<String>,
+}
+
+/// What a tier allows, besides holding bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TierRules {
+    /// The classifications its buckets may have; `None`: any.
+    pub classifications: Option<BTreeSet<Classification>>,
+    /// Refuse every write to its buckets (and the creation of buckets by users).
+    pub read_only: bool,
 }
 
 impl Gateway {
@@ -91,7 +112,41 @@ impl Gateway {
             audit: audit::AuditSink::default(),
             clearances: sessions::Clearances::default(),
             links: links::LinkRules::default(),
+            tier_rules: BTreeMap::new(),
+            policy: None,
+            home: Some(home::DEFAULT_HOME.to_owned()),
         }
+    }
+
+    /// What tier `name` allows (default: any classification, writable).
+    pub fn with_tier_rules(mut self, name: &str, rules: TierRules) -> Self {
+        self.tier_rules.insert(name.to_owned(), rules);
+        self
+    }
+
+    /// Decide the role on the buckets `policy` governs with it.
+    pub fn with_policy(mut self, policy: Arc<policy::Policy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    pub(crate) fn tier_rules(&self, name: &str) -> TierRules {
+        self.tier_rules.get(name).cloned().unwrap_or_default()
+    }
+
+    /// May a bucket of `classification` be made on tier `name` — by a user (`by_user`), or
+    /// by the operator, who may also register buckets on read-only tiers?
+    pub(crate) fn check_new_bucket(&self, tier: &str, classification: &Classification, by_user: bool) -> Result<()> {
+        let rules = self.tier_rules(tier);
+        if let Some(allowed) = &rules.classifications
+            && !allowed.contains(classification)
+        {
+            return Err(Error::Forbidden(format!("tier {tier} does not hold {classification} data")));
+        }
+        if by_user && rules.read_only {
+            return Err(Error::Forbidden(format!("tier {tier} is read-only")));
+        }
+        Ok(())
     }
 
     /// Refuse single PUTs and parts above this many bytes (default and maximum: 5 GiB).

@@ -182,6 +182,7 @@ impl Gateway {
             access_key_id: format!("share:{}", link.id),
             request_id: request_id.to_owned(),
             source: source.to_owned(),
+            read_only_endpoint: false,
         };
         // The rules may have changed since the link was made.
         let entry = self.bucket_entry(link.bucket.as_str()).await?;

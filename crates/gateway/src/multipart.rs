@@ -35,6 +35,7 @@ impl Gateway {
         key: &str,
         meta: ObjectMeta,
     ) -> Result<String> {
+        let (bucket, key) = self.route(bucket, key)?;
         parse_key(key)?;
         let b = self.authorize(caller, bucket, Some(key), Action::Write).await?;
         Ok(self.tier(&b.tier)?.create_multipart_upload(bucket, key, meta).await?)
@@ -53,6 +54,7 @@ impl Gateway {
         body: ByteStream,
     ) -> Result<PartInfo> {
         let part_number = check_part_number(part_number)?;
+        let (bucket, key) = self.route(bucket, key)?;
         let b = self.authorize(caller, bucket, Some(key), Action::Write).await?;
         let checks = self.checks(content_md5, content_length)?;
         Ok(self.tier(&b.tier)?.upload_part(bucket, key, upload_id, part_number, body, checks).await?)
@@ -71,6 +73,8 @@ impl Gateway {
         source_conditions: &Conditions,
     ) -> Result<PartInfo> {
         let part_number = check_part_number(part_number)?;
+        let src = self.route_read(src.0, src.1)?;
+        let dst = self.route(dst.0, dst.1)?;
         let (sb, db) = self.authorize_copy(caller, src, dst).await?;
         let source = self.tier(&sb.tier)?;
         let info = source.head_object(src.0, src.1).await?;
@@ -96,6 +100,7 @@ impl Gateway {
         parts: Vec<(i64, String)>,
         conditions: &Conditions,
     ) -> Result<ObjectInfo> {
+        let (bucket, key) = self.route(bucket, key)?;
         let b = self.authorize(caller, bucket, Some(key), Action::Write).await?;
         if parts.is_empty() {
             return Err(Error::InvalidRequest("You must specify at least one part".into()));
@@ -108,6 +113,19 @@ impl Gateway {
         if !conditions.is_empty() {
             conditions.check_write(optional(backend.head_object(bucket, key).await)?.as_ref())?;
         }
+        let adm = if self.limits(bucket).await?.is_empty() {
+            self.admit(&b, key, None).await?
+        } else {
+            // The object will be as large as the named parts.
+            let sizes = match backend.list_parts(bucket, key, upload_id).await {
+                Ok(p) => p,
+                Err(coffer_backend::Error::NoSuchUpload) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            let total =
+                list.iter().filter_map(|(n, _)| sizes.iter().find(|p| p.part_number == *n)).map(|p| p.size).sum();
+            self.admit(&b, key, Some(total)).await?
+        };
         match backend.complete_multipart_upload(bucket, key, upload_id, &list).await {
             // A retried complete (the first answer was lost) finds the upload gone; if the
             // object is the one these parts make, answer as the first time, as S3 does.
@@ -115,7 +133,11 @@ impl Gateway {
                 Some(info) if multipart_etag(&list).is_some_and(|e| e == info.etag) => Ok(info),
                 _ => Err(Error::NoSuchUpload),
             },
-            other => Ok(other?),
+            other => {
+                let info = other?;
+                self.account_write(bucket, &adm, info.size).await;
+                Ok(info)
+            }
         }
     }
 
@@ -126,6 +148,7 @@ impl Gateway {
         key: &str,
         upload_id: &str,
     ) -> Result<()> {
+        let (bucket, key) = self.route(bucket, key)?;
         let b = self.authorize(caller, bucket, Some(key), Action::Delete).await?;
         Ok(self.tier(&b.tier)?.abort_multipart_upload(bucket, key, upload_id).await?)
     }
@@ -140,6 +163,7 @@ impl Gateway {
         marker: u32,
         max: usize,
     ) -> Result<(Vec<PartInfo>, bool)> {
+        let (bucket, key) = self.route(bucket, key).map_err(|_| Error::NoSuchUpload)?;
         let b = self.authorize(caller, bucket, Some(key), Action::List).await?;
         let all = self.tier(&b.tier)?.list_parts(bucket, key, upload_id).await?;
         let mut rest: Vec<PartInfo> = all.into_iter().filter(|p| p.part_number > marker).collect();
@@ -159,6 +183,22 @@ impl Gateway {
         upload_id_marker: Option<&str>,
         max: usize,
     ) -> Result<(Vec<UploadInfo>, bool)> {
+        if self.is_home(bucket) {
+            // Through the view: the uploads of the one bucket the prefix names.
+            let Some((inner, rest)) = prefix.split_once('/') else { return Ok((Vec::new(), false)) };
+            let root = format!("{inner}/");
+            let km = key_marker.map(|k| k.strip_prefix(root.as_str()).unwrap_or(""));
+            let (mut uploads, more) =
+                match Box::pin(self.list_multipart_uploads(caller, inner, rest, km, upload_id_marker, max)).await {
+                    Ok(r) => r,
+                    Err(Error::AccessDenied | Error::NoSuchBucket) => return Ok((Vec::new(), false)),
+                    Err(e) => return Err(e),
+                };
+            for u in &mut uploads {
+                u.key = format!("{root}{}", u.key);
+            }
+            return Ok((uploads, more));
+        }
         let b = self.authorize(caller, bucket, None, Action::List).await?;
         let all = self.tier(&b.tier)?.list_multipart_uploads(bucket, prefix).await?;
         let mut rest: Vec<UploadInfo> = match key_marker {

@@ -62,6 +62,7 @@ impl Gateway {
         input: PutInput,
         body: ByteStream,
     ) -> Result<ObjectInfo> {
+        let (bucket, key) = self.route(bucket, key)?;
         parse_key(key)?;
         let b = self.authorize(caller, bucket, Some(key), Action::Write).await?;
         let checks = self.checks(input.content_md5.as_deref(), input.content_length)?;
@@ -70,7 +71,14 @@ impl Gateway {
             let existing = optional(backend.head_object(bucket, key).await)?;
             input.conditions.check_write(existing.as_ref())?;
         }
-        Ok(backend.put_object(bucket, key, input.meta, body, checks).await?)
+        let adm = self.admit(&b, key, input.content_length).await?;
+        let body = self.limit_body(&adm, body);
+        let info = backend
+            .put_object(bucket, key, input.meta, body, checks)
+            .await
+            .map_err(|e| self.write_failed(&adm, e.into()))?;
+        self.account_write(bucket, &adm, info.size).await;
+        Ok(info)
     }
 
     /// HeadObject, with preconditions.
@@ -81,6 +89,7 @@ impl Gateway {
         key: &str,
         conditions: &Conditions,
     ) -> Result<ObjectInfo> {
+        let (bucket, key) = self.route_read(bucket, key)?;
         let b = self.authorize(caller, bucket, Some(key), Action::Read).await?;
         let info = self.tier(&b.tier)?.head_object(bucket, key).await?;
         conditions.check_read(&info)?;
@@ -97,6 +106,7 @@ impl Gateway {
         range: Option<ByteRange>,
         conditions: &Conditions,
     ) -> Result<(ObjectInfo, (u64, u64), ByteStream)> {
+        let (bucket, key) = self.route_read(bucket, key)?;
         let b = self.authorize(caller, bucket, Some(key), Action::Read).await?;
         let backend = self.tier(&b.tier)?;
         if !conditions.is_empty() {
@@ -107,8 +117,12 @@ impl Gateway {
 
     /// DeleteObject: succeeds whether or not the key exists.
     pub async fn delete_object(&self, caller: &Caller, bucket: &str, key: &str) -> Result<()> {
+        let (bucket, key) = self.route(bucket, key)?;
         let b = self.authorize(caller, bucket, Some(key), Action::Delete).await?;
-        Ok(self.tier(&b.tier)?.delete_object(bucket, key).await?)
+        let size = self.size_before_delete(&b, key).await?;
+        self.tier(&b.tier)?.delete_object(bucket, key).await?;
+        self.account_delete(bucket, size).await;
+        Ok(())
     }
 
     /// DeleteObjects: one authorization for the bucket, one result per key, in order.
@@ -118,6 +132,14 @@ impl Gateway {
         bucket: &str,
         keys: &[String],
     ) -> Result<Vec<(String, Result<()>)>> {
+        if self.is_home(bucket) {
+            // Through the view each key may be in another bucket: one at a time.
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                out.push((k.clone(), self.delete_object(caller, bucket, k).await));
+            }
+            return Ok(out);
+        }
         let b = match self.authorize(caller, bucket, None, Action::Delete).await {
             Ok(b) => b,
             Err(Error::AccessDenied) => {
@@ -128,7 +150,16 @@ impl Gateway {
         let backend = self.tier(&b.tier)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
-            let r = backend.delete_object(bucket, k).await.map_err(Error::from);
+            let r = match self.size_before_delete(&b, k).await {
+                Ok(size) => match backend.delete_object(bucket, k).await {
+                    Ok(()) => {
+                        self.account_delete(bucket, size).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(Error::from(e)),
+                },
+                Err(e) => Err(e),
+            };
             out.push((k.clone(), r));
         }
         Ok(out)
@@ -142,6 +173,8 @@ impl Gateway {
         dst: (&str, &str),
         input: CopyInput,
     ) -> Result<ObjectInfo> {
+        let src = self.route_read(src.0, src.1)?;
+        let dst = self.route(dst.0, dst.1)?;
         parse_key(dst.1)?;
         let (sb, db) = self.authorize_copy(caller, src, dst).await?;
         if src == dst && input.replace_meta.is_none() {
@@ -160,19 +193,37 @@ impl Gateway {
                 self.max_object_size
             )));
         }
-        if sb.tier == db.tier {
-            return Ok(source.copy_object(src.0, src.1, dst.0, dst.1, input.replace_meta).await?);
-        }
-        // Across tiers: stream through this process.
-        let (info, _, body) = source.get_object(src.0, src.1, None).await?;
-        let meta = input.replace_meta.unwrap_or(info.meta);
-        let checks = PutChecks { content_md5: None, expected_size: Some(info.size), max_size: self.max_object_size };
-        Ok(self.tier(&db.tier)?.put_object(dst.0, dst.1, meta, body, checks).await?)
+        let adm = self.admit(&db, dst.1, Some(info.size)).await?;
+        let copied = if sb.tier == db.tier {
+            source.copy_object(src.0, src.1, dst.0, dst.1, input.replace_meta).await?
+        } else {
+            // Across tiers: stream through this process.
+            let (info, _, body) = source.get_object(src.0, src.1, None).await?;
+            let meta = input.replace_meta.unwrap_or(info.meta);
+            let checks =
+                PutChecks { content_md5: None, expected_size: Some(info.size), max_size: self.max_object_size };
+            self.tier(&db.tier)?.put_object(dst.0, dst.1, meta, body, checks).await?
+        };
+        self.account_write(dst.0, &adm, copied.size).await;
+        Ok(copied)
     }
 
     /// ListObjects / ListObjectsV2 / ListObjectVersions: one page, and the bucket (its
     /// owner is the objects' owner).
     pub async fn list_objects(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        query: &ListQuery,
+    ) -> Result<(coffer_core::Bucket, ListPage)> {
+        if self.is_home(bucket) {
+            return self.list_home(caller, query).await;
+        }
+        self.list_bucket(caller, bucket, query).await
+    }
+
+    /// One page of a (real) bucket.
+    pub(crate) async fn list_bucket(
         &self,
         caller: &Caller,
         bucket: &str,

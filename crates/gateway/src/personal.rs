@@ -57,6 +57,10 @@ impl Gateway {
     /// the first call: the answer is cached until the metadata changes.
     pub async fn ensure_personal_bucket(&self, user: &str) -> Result<Option<String>> {
         let Some(rule) = &self.personal else { return Ok(None) };
+        if self.check_new_bucket(&self.default_tier, &Classification::unclassified(), true).is_err() {
+            // Configured so (the default tier holds no unclassified data, or is read-only).
+            return Ok(None);
+        }
         if self.cache.has_personal(user) {
             return Ok(None);
         }

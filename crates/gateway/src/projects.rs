@@ -48,6 +48,7 @@ impl Gateway {
             return Err(Error::BucketAlreadyExists);
         }
         self.authorize_create(caller, &bucket_name, &classification)?;
+        self.check_new_bucket(&self.default_tier, &classification, true)?;
         let bucket = Bucket {
             name: bucket_name.clone(),
             owner: project_owner(name),

@@ -194,6 +194,7 @@ impl Gateway {
             access_key_id: access_key_id.to_owned(),
             request_id: String::new(),
             source: String::new(),
+            read_only_endpoint: false,
         })
     }
 }

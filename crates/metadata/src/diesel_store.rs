@@ -9,9 +9,11 @@
 //!   Taking the write lock first serialises writers (PostgreSQL waits on the revision row;
 //!   SQLite's busy handler can still retry because no read snapshot is held yet), so the
 //!   read-then-write steps inside a mutation never race with another writer.
-//! - Foreign keys do the cascades (`grants` and `share_links` → `buckets`, `access_keys` →
-//!   `users`); on SQLite they are enforced because every pooled connection runs
-//!   `PRAGMA foreign_keys = ON`.
+//! - The audit trail and bucket usage are not about rights: writing them does not bump the
+//!   revision, so their writes are single statements that are atomic by themselves.
+//! - Foreign keys do the cascades (`grants`, `share_links`, `bucket_quotas` and
+//!   `bucket_usage` → `buckets`, `access_keys` → `users`); on SQLite they are enforced
+//!   because every pooled connection runs `PRAGMA foreign_keys = ON`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -21,18 +23,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use coffer_core::{
-    AccessKey, AuditEvent, AuditFilter, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Principal, Role,
-    ShareLink, ShareTarget, User, UserName,
+    AccessKey, AuditEvent, AuditFilter, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Principal,
+    Quota, QuotaScope, Role, ShareLink, ShareTarget, Usage, User, UserName,
 };
 use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
+use diesel::dsl::case_when;
 use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::BigInt;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::schema::{access_keys, audit_events, buckets, grants, revision, share_links, users};
+use crate::schema::{
+    access_keys, audit_events, bucket_quotas, bucket_usage, buckets, grants, revision, share_links, user_quotas, users,
+};
 use crate::{Error, MetadataStore, Result};
 
 /// The PostgreSQL schema.
@@ -673,6 +679,109 @@ impl ShareLinkRow {
     }
 }
 
+/// A limit or a count as stored. `BIGINT` holds at most `i64::MAX`; callers never pass more
+/// (the gateway validates limits, and no bucket holds 8 EiB or 2⁶³ objects). Should one
+/// slip through, it is saturated to `i64::MAX`, which means the same in practice ("more than
+/// will ever be stored"), rather than wrapped to a negative number.
+fn to_bigint(n: u64) -> i64 {
+    debug_assert!(i64::try_from(n).is_ok(), "{n} does not fit in a BIGINT");
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored limit or count: never negative unless the row was edited by hand.
+fn from_bigint(what: &str, key: &str, field: &str, n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| corrupt(what, key, format_args!("{field} is negative ({n})")))
+}
+
+/// How a quota is named in errors: `bucket:NAME` or `user:NAME`.
+fn quota_key(scope: &QuotaScope) -> String {
+    match scope {
+        QuotaScope::Bucket(bucket) => format!("bucket:{bucket}"),
+        QuotaScope::User(user) => format!("user:{user}"),
+    }
+}
+
+/// A quota from its stored columns.
+fn decode_quota(scope: QuotaScope, max_bytes: Option<i64>, max_objects: Option<i64>, updated_at: i64) -> Result<Quota> {
+    let key = quota_key(&scope);
+    let limit = |field, n: Option<i64>| n.map(|n| from_bigint("quota", &key, field, n)).transpose();
+    Ok(Quota {
+        max_bytes: limit("max_bytes", max_bytes)?,
+        max_objects: limit("max_objects", max_objects)?,
+        scope,
+        updated_at,
+    })
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = bucket_quotas)]
+struct BucketQuotaRow {
+    bucket: String,
+    max_bytes: Option<i64>,
+    max_objects: Option<i64>,
+    updated_at: i64,
+}
+
+impl BucketQuotaRow {
+    fn decode(self) -> Result<Quota> {
+        decode_quota(QuotaScope::Bucket(self.bucket), self.max_bytes, self.max_objects, self.updated_at)
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = user_quotas)]
+struct UserQuotaRow {
+    user_name: String,
+    max_bytes: Option<i64>,
+    max_objects: Option<i64>,
+    updated_at: i64,
+}
+
+impl UserQuotaRow {
+    fn decode(self) -> Result<Quota> {
+        decode_quota(QuotaScope::User(self.user_name), self.max_bytes, self.max_objects, self.updated_at)
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = bucket_usage)]
+struct UsageRow {
+    bucket: String,
+    bytes: i64,
+    objects: i64,
+}
+
+impl UsageRow {
+    fn encode(bucket: String, usage: Usage) -> Self {
+        Self { bucket, bytes: to_bigint(usage.bytes), objects: to_bigint(usage.objects) }
+    }
+
+    fn decode(self) -> Result<Usage> {
+        decode_usage(&self.bucket, self.bytes, self.objects)
+    }
+}
+
+fn decode_usage(bucket: &str, bytes: i64, objects: i64) -> Result<Usage> {
+    Ok(Usage {
+        bytes: from_bigint("bucket usage", bucket, "bytes", bytes)?,
+        objects: from_bigint("bucket usage", bucket, "objects", objects)?,
+    })
+}
+
+/// The SQL for `column + delta` floored at zero and capped at `i64::MAX`, in one expression
+/// both databases accept, that never computes a sum out of range (PostgreSQL would fail,
+/// SQLite would turn it into a float): `column + delta < 0` exactly when
+/// `column <= !delta` (that is, `-delta - 1`), and `column + delta > i64::MAX` exactly when
+/// `column > i64::MAX - delta` (`i64::MAX` saturated for a negative delta: never).
+macro_rules! clamped_add {
+    ($column:expr, $delta:expr) => {{
+        let delta: i64 = $delta;
+        case_when::<_, _, BigInt>($column.le(!delta), 0_i64)
+            .when($column.gt(i64::MAX.saturating_sub(delta)), i64::MAX)
+            .otherwise($column + delta)
+    }};
+}
+
 #[async_trait]
 impl MetadataStore for DieselStore {
     async fn migrate(&self) -> Result<Vec<String>> {
@@ -1017,6 +1126,217 @@ impl MetadataStore for DieselStore {
                 }
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn put_quota(&self, quota: &Quota) -> Result<()> {
+        let (max_bytes, max_objects) = (quota.max_bytes.map(to_bigint), quota.max_objects.map(to_bigint));
+        let updated_at = quota.updated_at;
+        // Writers are serialised by the revision bump, so update-else-insert cannot race.
+        match &quota.scope {
+            QuotaScope::Bucket(bucket) => {
+                if !may_be_stored(bucket) {
+                    return Err(not_found("bucket", bucket.as_str()));
+                }
+                let row = BucketQuotaRow { bucket: bucket.clone(), max_bytes, max_objects, updated_at };
+                self.mutate(move |conn| {
+                    let updated = diesel::update(bucket_quotas::table.find(&row.bucket))
+                        .set((
+                            bucket_quotas::max_bytes.eq(row.max_bytes),
+                            bucket_quotas::max_objects.eq(row.max_objects),
+                            bucket_quotas::updated_at.eq(row.updated_at),
+                        ))
+                        .execute(conn)?;
+                    if updated > 0 {
+                        return Ok(());
+                    }
+                    match diesel::insert_into(bucket_quotas::table).values(&row).execute(conn) {
+                        Ok(_) => Ok(()),
+                        Err(e) if is_kind(&e, DatabaseErrorKind::ForeignKeyViolation) => {
+                            Err(not_found("bucket", row.bucket))
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                })
+                .await
+            }
+            QuotaScope::User(user) => {
+                // No user record is needed, but a name holding NUL cannot be any user's.
+                if !may_be_stored(user) {
+                    return Err(not_found("user", user.as_str()));
+                }
+                let row = UserQuotaRow { user_name: user.clone(), max_bytes, max_objects, updated_at };
+                self.mutate(move |conn| {
+                    let updated = diesel::update(user_quotas::table.find(&row.user_name))
+                        .set((
+                            user_quotas::max_bytes.eq(row.max_bytes),
+                            user_quotas::max_objects.eq(row.max_objects),
+                            user_quotas::updated_at.eq(row.updated_at),
+                        ))
+                        .execute(conn)?;
+                    if updated == 0 {
+                        diesel::insert_into(user_quotas::table).values(&row).execute(conn)?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        }
+    }
+
+    async fn remove_quota(&self, scope: &QuotaScope) -> Result<()> {
+        let key = quota_key(scope);
+        let scope = match scope {
+            QuotaScope::Bucket(name) | QuotaScope::User(name) if !may_be_stored(name) => {
+                return Err(not_found("quota", key));
+            }
+            scope => scope.clone(),
+        };
+        self.mutate(move |conn| {
+            let deleted = match &scope {
+                QuotaScope::Bucket(bucket) => diesel::delete(bucket_quotas::table.find(bucket)).execute(conn)?,
+                QuotaScope::User(user) => diesel::delete(user_quotas::table.find(user)).execute(conn)?,
+            };
+            if deleted == 0 {
+                return Err(not_found("quota", key));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_quota(&self, scope: &QuotaScope) -> Result<Option<Quota>> {
+        let scope = match scope {
+            QuotaScope::Bucket(name) | QuotaScope::User(name) if !may_be_stored(name) => return Ok(None),
+            scope => scope.clone(),
+        };
+        self.with_conn(move |conn| match scope {
+            QuotaScope::Bucket(bucket) => {
+                let row =
+                    bucket_quotas::table.find(&bucket).select(BucketQuotaRow::as_select()).first(conn).optional()?;
+                row.map(BucketQuotaRow::decode).transpose()
+            }
+            QuotaScope::User(user) => {
+                let row = user_quotas::table.find(&user).select(UserQuotaRow::as_select()).first(conn).optional()?;
+                row.map(UserQuotaRow::decode).transpose()
+            }
+        })
+        .await
+    }
+
+    async fn list_quotas(&self) -> Result<Vec<Quota>> {
+        self.with_conn(|conn| {
+            let buckets =
+                bucket_quotas::table.order(bucket_quotas::bucket).select(BucketQuotaRow::as_select()).load(conn)?;
+            let users =
+                user_quotas::table.order(user_quotas::user_name).select(UserQuotaRow::as_select()).load(conn)?;
+            let buckets = buckets.into_iter().map(BucketQuotaRow::decode);
+            buckets.chain(users.into_iter().map(UserQuotaRow::decode)).collect()
+        })
+        .await
+    }
+
+    async fn bucket_usage(&self, bucket: &str) -> Result<Option<Usage>> {
+        if !may_be_stored(bucket) {
+            return Ok(None);
+        }
+        let bucket = bucket.to_owned();
+        self.with_conn(move |conn| {
+            let row = bucket_usage::table.find(&bucket).select(UsageRow::as_select()).first(conn).optional()?;
+            row.map(UsageRow::decode).transpose()
+        })
+        .await
+    }
+
+    async fn set_bucket_usage(&self, bucket: &str, usage: Usage) -> Result<()> {
+        if !may_be_stored(bucket) {
+            return Err(not_found("bucket", bucket));
+        }
+        let row = UsageRow::encode(bucket.to_owned(), usage);
+        // Usage does not bump the revision, so writers are not serialised: update-else-insert
+        // as separate statements, each atomic. Should another caller insert the row between
+        // the update and the insert, the insert fails as a duplicate and the row is updated
+        // after all (the last writer wins, as if the calls had come one after the other).
+        self.with_conn(move |conn| {
+            let update = |conn: &mut AnyConnection| {
+                diesel::update(bucket_usage::table.find(&row.bucket))
+                    .set((bucket_usage::bytes.eq(row.bytes), bucket_usage::objects.eq(row.objects)))
+                    .execute(conn)
+            };
+            if update(conn)? > 0 {
+                return Ok(());
+            }
+            match diesel::insert_into(bucket_usage::table).values(&row).execute(conn) {
+                Ok(_) => Ok(()),
+                Err(e) if is_kind(&e, DatabaseErrorKind::UniqueViolation) => {
+                    update(conn)?;
+                    Ok(())
+                }
+                Err(e) if is_kind(&e, DatabaseErrorKind::ForeignKeyViolation) => Err(not_found("bucket", row.bucket)),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn add_bucket_usage(&self, bucket: &str, bytes: i64, objects: i64) -> Result<()> {
+        if !may_be_stored(bucket) {
+            return Ok(());
+        }
+        let bucket = bucket.to_owned();
+        self.with_conn(move |conn| {
+            // One statement: the database adds to the current value under its row lock, so
+            // concurrent callers (in any process) never lose an update. An untracked bucket
+            // has no row: nothing is updated.
+            diesel::update(bucket_usage::table.find(&bucket))
+                .set((
+                    bucket_usage::bytes.eq(clamped_add!(bucket_usage::bytes, bytes)),
+                    bucket_usage::objects.eq(clamped_add!(bucket_usage::objects, objects)),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn forget_bucket_usage(&self, bucket: &str) -> Result<()> {
+        if !may_be_stored(bucket) {
+            return Ok(());
+        }
+        let bucket = bucket.to_owned();
+        self.with_conn(move |conn| {
+            diesel::delete(bucket_usage::table.find(&bucket)).execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn owner_usage(&self, owner: &str) -> Result<(Usage, usize)> {
+        if !may_be_stored(owner) {
+            return Ok((Usage::default(), 0));
+        }
+        let owner = owner.to_owned();
+        self.with_conn(move |conn| {
+            // One statement, so one consistent view of the owner's buckets and their usage.
+            let rows: Vec<(String, Option<i64>, Option<i64>)> = buckets::table
+                .left_join(bucket_usage::table)
+                .filter(buckets::owner.eq(&owner))
+                .select((buckets::name, bucket_usage::bytes.nullable(), bucket_usage::objects.nullable()))
+                .load(conn)?;
+            let mut total = Usage::default();
+            let mut untracked = 0;
+            for (bucket, bytes, objects) in rows {
+                match (bytes, objects) {
+                    (Some(bytes), Some(objects)) => {
+                        let usage = decode_usage(&bucket, bytes, objects)?;
+                        total.bytes = total.bytes.saturating_add(usage.bytes);
+                        total.objects = total.objects.saturating_add(usage.objects);
+                    }
+                    _ => untracked += 1,
+                }
+            }
+            Ok((total, untracked))
         })
         .await
     }

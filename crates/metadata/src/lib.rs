@@ -1,8 +1,8 @@
 //! # coffer-metadata
 //!
-//! Who may do what: users, buckets, grants, access keys and share links, and the audit
-//! trail, kept in PostgreSQL (production) or a SQLite file (the embedded default), behind
-//! one trait, [`MetadataStore`].
+//! Who may do what: users, buckets, grants, access keys, share links and quotas, plus the
+//! tracked usage of buckets under a quota and the audit trail, kept in PostgreSQL
+//! (production) or a SQLite file (the embedded default), behind one trait, [`MetadataStore`].
 //!
 //! ## Layout
 //! - this file — the [`MetadataStore`] trait, its [`Error`], and [`open`].
@@ -13,12 +13,15 @@
 //!
 //! Every mutation bumps a single revision counter in the same transaction; [`MetadataStore::revision`]
 //! reads it, so any process (another replica, `coffer admin`) can tell within a poll that
-//! something changed and drop its caches.
+//! something changed and drop its caches. Writes that are not about rights — bucket usage
+//! and the audit trail — leave it alone.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use coffer_core::{AccessKey, AuditEvent, AuditFilter, Bucket, Grant, Grantee, ShareLink, User};
+use coffer_core::{
+    AccessKey, AuditEvent, AuditFilter, Bucket, Grant, Grantee, Quota, QuotaScope, ShareLink, Usage, User,
+};
 
 mod diesel_store;
 mod schema;
@@ -108,6 +111,32 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Mark revoked at `at` (Unix seconds). `NotFound` if absent; revoking twice keeps the
     /// first time.
     async fn revoke_share_link(&self, id: &str, at: i64) -> Result<()>;
+
+    /// Create or replace a quota. `NotFound` (what `bucket`) for a bucket quota on a bucket
+    /// that does not exist; a user quota needs no user record (federated users have none).
+    /// Moves the revision. Deleting a bucket deletes its quota.
+    async fn put_quota(&self, quota: &Quota) -> Result<()>;
+    /// `NotFound` (what `quota`) if there is none. Moves the revision.
+    async fn remove_quota(&self, scope: &QuotaScope) -> Result<()>;
+    async fn get_quota(&self, scope: &QuotaScope) -> Result<Option<Quota>>;
+    /// Every quota: bucket quotas by bucket, then user quotas by user.
+    async fn list_quotas(&self) -> Result<Vec<Quota>>;
+
+    /// A bucket's tracked usage; `None` while it is not tracked. Usage is tracked only for
+    /// buckets under a quota (theirs or their owner's); it is not about rights, so none of
+    /// the usage calls moves the revision.
+    async fn bucket_usage(&self, bucket: &str) -> Result<Option<Usage>>;
+    /// Start (or restart) tracking a bucket with a measured usage. `NotFound` (what
+    /// `bucket`) if the bucket does not exist. Deleting a bucket deletes its usage.
+    async fn set_bucket_usage(&self, bucket: &str, usage: Usage) -> Result<()>;
+    /// Add to a tracked bucket's usage, atomically (concurrent callers, other processes);
+    /// a result below zero is stored as zero; nothing happens for an untracked bucket.
+    async fn add_bucket_usage(&self, bucket: &str, bytes: i64, objects: i64) -> Result<()>;
+    /// Stop tracking a bucket (no error if it was not tracked).
+    async fn forget_bucket_usage(&self, bucket: &str) -> Result<()>;
+    /// The summed tracked usage of every bucket `owner` owns, and how many of its buckets
+    /// are not tracked.
+    async fn owner_usage(&self, owner: &str) -> Result<(Usage, usize)>;
 
     /// Append audit events, in one transaction. The audit trail is not about rights: the
     /// revision does not move.

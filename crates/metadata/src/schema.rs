@@ -77,11 +77,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Bucket quotas; a NULL limit leaves that dimension unlimited.
+    bucket_quotas (bucket) {
+        bucket -> Text,
+        max_bytes -> Nullable<BigInt>,
+        max_objects -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// User quotas, on every bucket the user owns; `user_name` is not a foreign key
+    /// (federated users have no record).
+    user_quotas (user_name) {
+        user_name -> Text,
+        max_bytes -> Nullable<BigInt>,
+        max_objects -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The tracked usage of a bucket; a bucket without a row is not tracked.
+    bucket_usage (bucket) {
+        bucket -> Text,
+        bytes -> BigInt,
+        objects -> BigInt,
+    }
+}
+
 diesel::joinable!(grants -> buckets (bucket));
 diesel::joinable!(access_keys -> users (user_name));
 diesel::joinable!(share_links -> buckets (bucket));
+diesel::joinable!(bucket_quotas -> buckets (bucket));
+diesel::joinable!(bucket_usage -> buckets (bucket));
 
-diesel::allow_tables_to_appear_in_same_query!(users, buckets, grants, access_keys, share_links, revision, audit_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    buckets,
+    grants,
+    access_keys,
+    share_links,
+    revision,
+    audit_events,
+    bucket_quotas,
+    user_quotas,
+    bucket_usage,
+);
 
 diesel::table! {
     /// The audit trail, one row per authorization decision; `at` in Unix milliseconds.

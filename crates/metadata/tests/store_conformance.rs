@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use coffer_core::{
-    AccessKey, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Principal, Role, ShareLink, ShareTarget,
-    User, UserName,
+    AccessKey, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Principal, Quota, QuotaScope, Role,
+    ShareLink, ShareTarget, Usage, User, UserName,
 };
 use coffer_metadata::{DieselStore, Error, MetadataStore};
 use diesel::connection::SimpleConnection;
@@ -154,6 +154,11 @@ conformance!(
     corrupt_rows_are_reported,
     names_with_a_nul_byte_are_absent,
     audit_trail,
+    quotas_crud,
+    bucket_usage_tracking,
+    owner_usage_sums_tracked_and_counts_untracked,
+    deleting_a_bucket_deletes_its_quota_and_usage,
+    concurrent_usage_additions,
 );
 
 // ---- sample records ----
@@ -229,6 +234,22 @@ fn link(id: &str, creator: &str, bucket: &str, target: ShareTarget, created_at: 
         expires_at: created_at + 3_600,
         revoked_at: None,
     }
+}
+
+fn on_bucket(name: &str) -> QuotaScope {
+    QuotaScope::Bucket(name.to_owned())
+}
+
+fn on_user(name: &str) -> QuotaScope {
+    QuotaScope::User(name.to_owned())
+}
+
+fn quota(scope: QuotaScope, max_bytes: Option<u64>, max_objects: Option<u64>, updated_at: i64) -> Quota {
+    Quota { scope, max_bytes, max_objects, updated_at }
+}
+
+fn usage(bytes: u64, objects: u64) -> Usage {
+    Usage { bytes, objects }
 }
 
 fn names<T>(items: &[T], name: impl Fn(&T) -> String) -> Vec<String> {
@@ -552,6 +573,18 @@ async fn names_with_a_nul_byte_are_absent(db: &TestDb) {
     assert!(store.list_share_links(Some("ali\0ce"), None).await.unwrap().is_empty());
     assert!(store.list_share_links(None, Some("da\0ta")).await.unwrap().is_empty());
     assert!(store.list_share_links(Some("alice"), Some("da\0ta")).await.unwrap().is_empty());
+    assert_eq!(store.get_quota(&on_bucket("da\0ta")).await.unwrap(), None);
+    assert_eq!(store.get_quota(&on_user("ali\0ce")).await.unwrap(), None);
+    assert_not_found(store.put_quota(&quota(on_bucket("da\0ta"), Some(1), None, 1)).await, "bucket", "da\0ta");
+    assert_not_found(store.put_quota(&quota(on_user("ali\0ce"), Some(1), None, 1)).await, "user", "ali\0ce");
+    assert_not_found(store.remove_quota(&on_bucket("da\0ta")).await, "quota", "bucket:da\0ta");
+    assert_not_found(store.remove_quota(&on_user("ali\0ce")).await, "quota", "user:ali\0ce");
+    assert_eq!(store.bucket_usage("da\0ta").await.unwrap(), None);
+    assert_not_found(store.set_bucket_usage("da\0ta", usage(1, 1)).await, "bucket", "da\0ta");
+    store.add_bucket_usage("da\0ta", 1, 1).await.unwrap();
+    store.forget_bucket_usage("da\0ta").await.unwrap();
+    assert_eq!(store.owner_usage("ali\0ce").await.unwrap(), (Usage::default(), 0));
+    assert!(store.list_quotas().await.unwrap().is_empty());
     assert_eq!(store.revision().await.unwrap(), before, "nothing changed");
     assert_eq!(store.get_access_key("AKIAALICE").await.unwrap().map(|k| k.revoked_at), Some(None));
     assert_eq!(store.get_share_link(&sl(1)).await.unwrap().map(|l| l.revoked_at), Some(None));
@@ -627,6 +660,11 @@ async fn revision_counts_mutations_only(db: &TestDb) {
     bumps!(store.revoke_access_key("AKIAONE", 10));
     bumps!(store.create_share_link(&link(&sl(1), "alice", "data", ShareTarget::Prefix(String::new()), 1)));
     bumps!(store.revoke_share_link(&sl(1), 10));
+    bumps!(store.put_quota(&quota(on_bucket("data"), Some(10), None, 1)));
+    bumps!(store.put_quota(&quota(on_bucket("data"), None, Some(5), 2)));
+    bumps!(store.put_quota(&quota(on_user("alice"), Some(10), Some(5), 1)));
+    bumps!(store.put_quota(&quota(on_user("federated-nobody"), None, None, 1)));
+    bumps!(store.remove_quota(&on_user("federated-nobody")));
 
     keeps!(store.ping());
     keeps!(store.get_user("alice"));
@@ -650,6 +688,22 @@ async fn revision_counts_mutations_only(db: &TestDb) {
     keeps!(store.create_share_link(&link(&sl(2), "alice", "nope", ShareTarget::Prefix(String::new()), 1)));
     keeps!(store.revoke_share_link(&sl(2), 1));
     keeps!(store.delete_bucket("nope"));
+    keeps!(store.get_quota(&on_bucket("data")));
+    keeps!(store.list_quotas());
+    keeps!(store.put_quota(&quota(on_bucket("nope"), Some(1), Some(1), 1)));
+    keeps!(store.remove_quota(&on_bucket("nope")));
+    keeps!(store.remove_quota(&on_user("federated-nobody")));
+    // Usage is not about rights: none of its calls moves the revision, successful or not.
+    keeps!(store.bucket_usage("data"));
+    keeps!(store.set_bucket_usage("data", usage(100, 2)));
+    keeps!(store.set_bucket_usage("data", usage(200, 3)));
+    keeps!(store.set_bucket_usage("nope", usage(1, 1)));
+    keeps!(store.add_bucket_usage("data", 10, 1));
+    keeps!(store.add_bucket_usage("data", -1_000, -10));
+    keeps!(store.add_bucket_usage("nope", 10, 1));
+    keeps!(store.owner_usage("alice"));
+    keeps!(store.forget_bucket_usage("data"));
+    keeps!(store.forget_bucket_usage("data"));
 
     bumps!(store.delete_bucket("data"));
     bumps!(store.delete_user("alice"));
@@ -661,10 +715,11 @@ async fn migrate_twice_is_a_no_op(db: &TestDb) {
     assert!(matches!(store.revision().await, Err(Error::Unavailable(_))));
 
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(applied.len(), 4, "{applied:?}");
     assert!(applied[0].ends_with("_init"), "{applied:?}");
     assert!(applied[1].ends_with("_audit"), "{applied:?}");
     assert!(applied[2].ends_with("_share_links"), "{applied:?}");
+    assert!(applied[3].ends_with("_quotas"), "{applied:?}");
     assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
     assert_eq!(db.open().await.migrate().await.unwrap(), Vec::<String>::new());
     assert_eq!(store.revision().await.unwrap(), 0);
@@ -749,6 +804,26 @@ async fn corrupt_rows_are_reported(db: &TestDb) {
     assert!(matches!(store.get_share_link(&sl(1)).await, Err(Error::Corrupt(_))));
     db.exec("UPDATE share_links SET creator = 'alice'");
     assert!(store.get_share_link(&sl(1)).await.unwrap().is_some());
+
+    store.put_quota(&quota(on_bucket("data"), Some(10), None, 1)).await.unwrap();
+    store.put_quota(&quota(on_user("alice"), None, Some(10), 1)).await.unwrap();
+    db.exec("UPDATE bucket_quotas SET max_bytes = -1");
+    assert!(matches!(store.get_quota(&on_bucket("data")).await, Err(Error::Corrupt(_))));
+    assert!(matches!(store.list_quotas().await, Err(Error::Corrupt(_))));
+    db.exec("UPDATE bucket_quotas SET max_bytes = NULL; UPDATE user_quotas SET max_objects = -5");
+    assert!(store.get_quota(&on_bucket("data")).await.unwrap().is_some());
+    assert!(matches!(store.get_quota(&on_user("alice")).await, Err(Error::Corrupt(_))));
+    assert!(matches!(store.list_quotas().await, Err(Error::Corrupt(_))));
+
+    store.set_bucket_usage("data", usage(10, 1)).await.unwrap();
+    db.exec("UPDATE bucket_usage SET objects = -1");
+    assert!(matches!(store.bucket_usage("data").await, Err(Error::Corrupt(_))));
+    assert!(matches!(store.owner_usage("alice").await, Err(Error::Corrupt(_))));
+    db.exec("UPDATE bucket_usage SET objects = 1, bytes = -10");
+    assert!(matches!(store.bucket_usage("data").await, Err(Error::Corrupt(_))));
+    // Adding repairs a negative count: the result is floored at zero.
+    store.add_bucket_usage("data", 5, 0).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(0, 1)));
 }
 
 // ---- URLs and connections, independent of a test database ----
@@ -775,7 +850,7 @@ async fn an_unreachable_postgres_is_unavailable_without_the_password() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_memory_is_one_database() {
     let store = coffer_metadata::open("sqlite::memory:").await.unwrap();
-    assert_eq!(store.migrate().await.unwrap().len(), 3, "every embedded migration applies");
+    assert_eq!(store.migrate().await.unwrap().len(), 4, "every embedded migration applies");
     store.create_user(&user("alice")).await.unwrap();
     for _ in 0..10 {
         assert!(store.get_user("alice").await.unwrap().is_some());
@@ -862,4 +937,231 @@ async fn audit_trail(db: &TestDb) {
     let left = store.list_audit(&f(None, None, None, 100)).await.unwrap();
     assert_eq!(left.len(), 5);
     assert!(left.iter().all(|e| e.at >= 1005));
+}
+
+async fn quotas_crud(db: &TestDb) {
+    let store = db.store().await;
+    for (b, owner) in [("data", "alice"), ("abc", "alice"), ("logs", "bob")] {
+        store.create_bucket(&bucket(b, owner)).await.unwrap();
+    }
+    assert!(store.list_quotas().await.unwrap().is_empty());
+    assert_eq!(store.get_quota(&on_bucket("data")).await.unwrap(), None);
+    assert_eq!(store.get_quota(&on_user("alice")).await.unwrap(), None);
+
+    let data = quota(on_bucket("data"), Some(1 << 40), Some(1_000), 100);
+    let abc = quota(on_bucket("abc"), None, Some(5), 101);
+    let logs = quota(on_bucket("logs"), Some(0), None, 102);
+    let unlimited = quota(on_bucket("logs"), None, None, 103);
+    let bob = quota(on_user("bob"), Some(10), Some(20), 104);
+    // A user quota needs no user record (federated users have none).
+    let fed = quota(on_user("a-fed"), Some(i64::MAX as u64), None, 105);
+    for q in [&data, &bob, &abc, &logs, &fed] {
+        store.put_quota(q).await.unwrap();
+    }
+    assert_eq!(store.get_quota(&on_bucket("data")).await.unwrap(), Some(data.clone()));
+    assert_eq!(store.get_quota(&on_bucket("abc")).await.unwrap(), Some(abc.clone()));
+    assert_eq!(store.get_quota(&on_user("bob")).await.unwrap(), Some(bob.clone()));
+    assert_eq!(store.get_quota(&on_user("a-fed")).await.unwrap(), Some(fed.clone()));
+    // Scopes are apart: a bucket and a user of the same name.
+    assert_eq!(store.get_quota(&on_user("data")).await.unwrap(), None);
+    assert_eq!(store.get_quota(&on_bucket("bob")).await.unwrap(), None);
+
+    // Bucket quotas by bucket (byte order), then user quotas by user.
+    assert_eq!(store.list_quotas().await.unwrap(), [abc.clone(), data.clone(), logs.clone(), fed.clone(), bob.clone()]);
+
+    // Replace: limits and time, including a limit lifted to unlimited.
+    store.put_quota(&unlimited).await.unwrap();
+    assert_eq!(store.get_quota(&on_bucket("logs")).await.unwrap(), Some(unlimited.clone()));
+    let bob2 = quota(on_user("bob"), None, Some(7), 200);
+    store.put_quota(&bob2).await.unwrap();
+    assert_eq!(store.get_quota(&on_user("bob")).await.unwrap(), Some(bob2.clone()));
+
+    // A bucket quota needs the bucket.
+    let rev = store.revision().await.unwrap();
+    assert_not_found(store.put_quota(&quota(on_bucket("nope"), Some(1), None, 1)).await, "bucket", "nope");
+    assert_eq!(store.get_quota(&on_bucket("nope")).await.unwrap(), None);
+    assert_eq!(store.revision().await.unwrap(), rev, "a failed put keeps the revision");
+
+    store.remove_quota(&on_bucket("data")).await.unwrap();
+    assert_eq!(store.revision().await.unwrap(), rev + 1, "removing moves the revision");
+    assert_eq!(store.get_quota(&on_bucket("data")).await.unwrap(), None);
+    assert_not_found(store.remove_quota(&on_bucket("data")).await, "quota", "bucket:data");
+    assert_not_found(store.remove_quota(&on_bucket("nope")).await, "quota", "bucket:nope");
+    store.remove_quota(&on_user("a-fed")).await.unwrap();
+    assert_not_found(store.remove_quota(&on_user("a-fed")).await, "quota", "user:a-fed");
+    // Removing a user's quota leaves a bucket of that name alone, and the other way round.
+    assert_not_found(store.remove_quota(&on_user("logs")).await, "quota", "user:logs");
+    assert_eq!(store.revision().await.unwrap(), rev + 2, "failed removals keep the revision");
+    assert_eq!(store.list_quotas().await.unwrap(), [abc, unlimited, bob2]);
+
+    // Removing the quota does not touch the bucket.
+    assert!(store.get_bucket("data").await.unwrap().is_some());
+}
+
+async fn bucket_usage_tracking(db: &TestDb) {
+    let store = db.store().await;
+    store.create_bucket(&bucket("data", "alice")).await.unwrap();
+    store.create_bucket(&bucket("logs", "alice")).await.unwrap();
+    let rev = store.revision().await.unwrap();
+
+    // Untracked: no usage, and adding to it does nothing (not even start tracking).
+    assert_eq!(store.bucket_usage("data").await.unwrap(), None);
+    store.add_bucket_usage("data", 100, 1).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), None);
+    assert_eq!(store.bucket_usage("nope").await.unwrap(), None);
+    store.add_bucket_usage("nope", 100, 1).await.unwrap();
+
+    // Tracking needs the bucket.
+    assert_not_found(store.set_bucket_usage("nope", usage(1, 1)).await, "bucket", "nope");
+    assert_eq!(store.bucket_usage("nope").await.unwrap(), None);
+
+    store.set_bucket_usage("data", usage(1_000, 10)).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(1_000, 10)));
+    assert_eq!(store.bucket_usage("logs").await.unwrap(), None, "only the bucket set is tracked");
+
+    store.add_bucket_usage("data", 500, 2).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(1_500, 12)));
+    store.add_bucket_usage("data", -200, -1).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(1_300, 11)));
+    store.add_bucket_usage("data", 0, 0).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(1_300, 11)));
+    // Mixed signs, each dimension on its own.
+    store.add_bucket_usage("data", -300, 4).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(1_000, 15)));
+
+    // Below zero is stored as zero, each dimension on its own.
+    store.add_bucket_usage("data", -5_000, -3).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(0, 12)));
+    store.add_bucket_usage("data", 10, -100).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(10, 0)));
+    store.add_bucket_usage("data", i64::MIN, i64::MIN).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(0, 0)));
+    store.add_bucket_usage("data", 7, 1).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(7, 1)));
+
+    // At the top, the sum is capped rather than overflowing.
+    store.set_bucket_usage("logs", usage(i64::MAX as u64 - 1, 5)).await.unwrap();
+    store.add_bucket_usage("logs", i64::MAX, 1).await.unwrap();
+    assert_eq!(store.bucket_usage("logs").await.unwrap(), Some(usage(i64::MAX as u64, 6)));
+    store.add_bucket_usage("logs", -(i64::MAX), i64::MAX).await.unwrap();
+    assert_eq!(store.bucket_usage("logs").await.unwrap(), Some(usage(0, i64::MAX as u64)));
+
+    // Setting again restarts from the measured value.
+    store.set_bucket_usage("data", usage(42, 3)).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(42, 3)));
+    store.set_bucket_usage("data", usage(0, 0)).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), Some(usage(0, 0)), "zero is tracked, not untracked");
+
+    // Forgetting stops tracking; twice is fine, as is an untracked or missing bucket.
+    store.forget_bucket_usage("data").await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), None);
+    store.forget_bucket_usage("data").await.unwrap();
+    store.forget_bucket_usage("nope").await.unwrap();
+    store.add_bucket_usage("data", 100, 1).await.unwrap();
+    assert_eq!(store.bucket_usage("data").await.unwrap(), None, "a forgotten bucket stays untracked");
+    assert!(store.get_bucket("data").await.unwrap().is_some(), "forgetting usage leaves the bucket");
+    assert!(store.bucket_usage("logs").await.unwrap().is_some(), "forgetting one bucket leaves the others");
+
+    assert_eq!(store.revision().await.unwrap(), rev, "usage does not move the revision");
+}
+
+async fn owner_usage_sums_tracked_and_counts_untracked(db: &TestDb) {
+    let store = db.store().await;
+    // Owners need not be users; an owner with no buckets has nothing.
+    assert_eq!(store.owner_usage("alice").await.unwrap(), (Usage::default(), 0));
+    for (b, owner) in
+        [("alice-1", "alice"), ("alice-2", "alice"), ("alice-3", "alice"), ("bob-1", "bob"), ("proj-1", "project:x")]
+    {
+        store.create_bucket(&bucket(b, owner)).await.unwrap();
+    }
+    let rev = store.revision().await.unwrap();
+    assert_eq!(store.owner_usage("alice").await.unwrap(), (Usage::default(), 3));
+
+    store.set_bucket_usage("alice-1", usage(100, 1)).await.unwrap();
+    store.set_bucket_usage("alice-3", usage(20, 4)).await.unwrap();
+    store.set_bucket_usage("bob-1", usage(5_000, 50)).await.unwrap();
+    store.set_bucket_usage("proj-1", usage(7, 7)).await.unwrap();
+    assert_eq!(store.owner_usage("alice").await.unwrap(), (usage(120, 5), 1));
+    assert_eq!(store.owner_usage("bob").await.unwrap(), (usage(5_000, 50), 0));
+    assert_eq!(store.owner_usage("project:x").await.unwrap(), (usage(7, 7), 0));
+    assert_eq!(store.owner_usage("carol").await.unwrap(), (Usage::default(), 0));
+
+    store.set_bucket_usage("alice-2", usage(0, 0)).await.unwrap();
+    store.add_bucket_usage("alice-3", 30, -1).await.unwrap();
+    assert_eq!(store.owner_usage("alice").await.unwrap(), (usage(150, 4), 0));
+
+    store.forget_bucket_usage("alice-1").await.unwrap();
+    assert_eq!(store.owner_usage("alice").await.unwrap(), (usage(50, 3), 1));
+    store.delete_bucket("alice-3").await.unwrap();
+    assert_eq!(store.owner_usage("alice").await.unwrap(), (usage(0, 0), 1));
+    assert_eq!(store.revision().await.unwrap(), rev + 1, "only the bucket deletion moved the revision");
+}
+
+async fn deleting_a_bucket_deletes_its_quota_and_usage(db: &TestDb) {
+    let store = db.store().await;
+    store.create_bucket(&bucket("data", "alice")).await.unwrap();
+    store.create_bucket(&bucket("logs", "alice")).await.unwrap();
+    for b in ["data", "logs"] {
+        store.put_quota(&quota(on_bucket(b), Some(100), Some(10), 1)).await.unwrap();
+        store.set_bucket_usage(b, usage(50, 5)).await.unwrap();
+    }
+    store.put_quota(&quota(on_user("alice"), Some(1_000), None, 1)).await.unwrap();
+
+    store.delete_bucket("data").await.unwrap();
+    assert_eq!(store.get_quota(&on_bucket("data")).await.unwrap(), None);
+    assert_eq!(store.bucket_usage("data").await.unwrap(), None);
+    let scopes: Vec<QuotaScope> = store.list_quotas().await.unwrap().into_iter().map(|q| q.scope).collect();
+    assert_eq!(scopes, [on_bucket("logs"), on_user("alice")], "other quotas stay");
+    assert_eq!(store.bucket_usage("logs").await.unwrap(), Some(usage(50, 5)));
+    assert_eq!(store.owner_usage("alice").await.unwrap(), (usage(50, 5), 0));
+
+    // A new bucket of that name starts with neither.
+    store.create_bucket(&bucket("data", "alice")).await.unwrap();
+    assert_eq!(store.get_quota(&on_bucket("data")).await.unwrap(), None);
+    assert_eq!(store.bucket_usage("data").await.unwrap(), None);
+    assert_eq!(store.owner_usage("alice").await.unwrap(), (usage(50, 5), 1));
+}
+
+/// Two store handles stand for two processes; many tasks add to one bucket's usage at once.
+/// Not one addition may be lost.
+async fn concurrent_usage_additions(db: &TestDb) {
+    const TASKS_PER_STORE: i64 = 8;
+    const ADDS_PER_TASK: i64 = 50;
+    let stores = [Arc::new(db.store().await), Arc::new(db.store().await)];
+    stores[0].create_bucket(&bucket("data", "alice")).await.unwrap();
+    stores[0].create_bucket(&bucket("fresh", "alice")).await.unwrap();
+    stores[0].set_bucket_usage("data", usage(1_000, 0)).await.unwrap();
+    let rev = stores[0].revision().await.unwrap();
+
+    let mut tasks = Vec::new();
+    for (s, store) in stores.iter().enumerate() {
+        for t in 0..TASKS_PER_STORE {
+            let store = Arc::clone(store);
+            tasks.push(tokio::spawn(async move {
+                // Concurrent first-time tracking of one bucket: every call succeeds.
+                let n = u64::try_from(s as i64 * TASKS_PER_STORE + t).unwrap();
+                store.set_bucket_usage("fresh", usage(n, n)).await.unwrap();
+                for i in 0..ADDS_PER_TASK {
+                    // Net +3 bytes and +1 object per pair of calls, with removals in between.
+                    if i % 2 == 0 {
+                        store.add_bucket_usage("data", 5, 1).await.unwrap();
+                    } else {
+                        store.add_bucket_usage("data", -2, 0).await.unwrap();
+                    }
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let tasks = 2 * TASKS_PER_STORE;
+    let pairs = tasks * ADDS_PER_TASK / 2;
+    let expected = usage(1_000 + 3 * pairs as u64, pairs as u64);
+    assert_eq!(stores[0].bucket_usage("data").await.unwrap(), Some(expected));
+    assert_eq!(stores[1].bucket_usage("data").await.unwrap(), Some(expected));
+    let fresh = stores[1].bucket_usage("fresh").await.unwrap().expect("tracked");
+    assert!(fresh.bytes == fresh.objects && fresh.bytes < tasks as u64, "one of the values set: {fresh:?}");
+    assert_eq!(stores[1].revision().await.unwrap(), rev, "usage does not move the revision");
 }

@@ -39,10 +39,8 @@ impl axum::extract::FromRequestParts<RestState> for Who {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0)
             .ok_or_else(|| Problem::unauthorized("the client address is unknown"))?;
-        let info = RequestInfo {
-            request_id: parts.extensions.get::<RequestInfo>().map(|i| i.request_id.clone()).unwrap_or_default(),
-            source: remote.to_string(),
-        };
+        let given = parts.extensions.get::<RequestInfo>().cloned().unwrap_or_default();
+        let info = RequestInfo { source: remote.to_string(), ..given };
         // Behind `nest`, the URI has lost its `/api/v1`; a signature covers the whole path.
         let uri = parts.extensions.get::<OriginalUri>().map(|u| u.0.clone()).unwrap_or_else(|| parts.uri.clone());
         let (caller, via) = authenticate(st, remote.ip(), &parts.method, &uri, &parts.headers).await?;
@@ -63,6 +61,7 @@ fn external(principal: Principal, via: &'static str) -> (Caller, &'static str) {
         access_key_id: via.to_owned(),
         request_id: String::new(),
         source: String::new(),
+        read_only_endpoint: false,
     };
     (caller, via)
 }

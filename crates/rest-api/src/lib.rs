@@ -16,6 +16,7 @@
 //! - [`projects`] — projects and their members.
 //! - [`objects`] — objects: list, upload, download with `Range`, delete, copy; streamed.
 //! - [`links`] — share links: made, listed and revoked by users; opened by anyone.
+//! - [`quotas`] — quotas and usage: seen by those concerned, set by the platform admin.
 //! - [`audit`] — the audit trail, for the platform admin and bucket admins.
 //! - [`views`] — the JSON bodies and their schemas.
 //! - [`problem`] — the error document, and the middleware that makes every error one.
@@ -42,6 +43,7 @@ pub mod me;
 pub mod objects;
 pub mod problem;
 pub mod projects;
+pub mod quotas;
 pub mod views;
 
 /// What the handlers share.
@@ -73,6 +75,7 @@ pub struct RestState {
         (name = "sharing", description = "Grants and share links"),
         (name = "projects", description = "Projects and their members"),
         (name = "share links", description = "Opening a share link: no sign-in, the URL is the credential"),
+        (name = "quotas", description = "Quotas and usage"),
         (name = "audit", description = "The audit trail"),
     )
 )]
@@ -163,6 +166,9 @@ fn routes() -> OpenApiRouter<RestState> {
         .routes(routes!(projects::list_members, projects::put_member))
         .routes(routes!(projects::remove_member))
         .routes(routes!(audit::list))
+        .routes(routes!(quotas::get_bucket, quotas::put_bucket, quotas::delete_bucket))
+        .routes(routes!(quotas::get_user, quotas::put_user, quotas::delete_user))
+        .routes(routes!(quotas::get_mine))
 }
 
 /// The OpenAPI document (OpenAPI 3.1), as served at `/api/v1/openapi.json`.

@@ -63,7 +63,7 @@ impl From<coffer_gateway::Error> for Problem {
     fn from(e: coffer_gateway::Error) -> Self {
         use coffer_gateway::Error as E;
         let status = match &e {
-            E::AccessDenied | E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::AccessDenied | E::Forbidden(_) | E::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             E::InvalidAccessKeyId | E::InvalidToken | E::ExpiredToken => StatusCode::UNAUTHORIZED,
             E::NoSuchBucket | E::NoSuchKey | E::NoSuchUpload | E::NotFound(_) => StatusCode::NOT_FOUND,
             E::BucketAlreadyExists | E::BucketAlreadyOwnedByYou | E::BucketNotEmpty | E::Conflict(_) | E::InUse(_) => {

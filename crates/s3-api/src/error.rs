@@ -75,6 +75,12 @@ pub fn to_s3(e: Error) -> S3Error {
         }
         Error::NotFound(m) => (C::InvalidArgument, m),
         Error::Forbidden(m) => (C::AccessDenied, m),
+        Error::QuotaExceeded(m) => {
+            // Ceph RGW's code and status for the same refusal.
+            let mut e = S3Error::with_message(C::Custom("QuotaExceeded".into()), m);
+            e.set_status_code(http::StatusCode::FORBIDDEN);
+            return e;
+        }
         Error::Gone(m) => (C::AccessDenied, m),
         Error::Conflict(m) | Error::InUse(m) => (C::OperationAborted, m),
         Error::Body(m) => {

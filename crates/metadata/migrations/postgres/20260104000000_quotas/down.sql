@@ -1,0 +1,3 @@
+DROP TABLE bucket_usage;
+DROP TABLE user_quotas;
+DROP TABLE bucket_quotas;
