@@ -97,6 +97,9 @@ pub struct FileConfig {
     /// The name of the home view, the virtual bucket whose folders are the buckets each
     /// caller may read (default "home"; "" turns it off).
     pub home_bucket: Option<String>,
+    /// `coffer controller` and `coffer webhook`: label keys, the CSI driver namespace,
+    /// credential rotation, and the volumes made for each profile per tier.
+    pub kubernetes: Option<coffer_k8s::settings::KubernetesSection>,
 }
 
 /// `[policy]`.
@@ -253,6 +256,7 @@ pub struct Config {
     pub link_rules: coffer_gateway::links::LinkRules,
     pub policy: Option<coffer_gateway::policy::PolicyConfig>,
     pub home_bucket: Option<String>,
+    pub kubernetes: coffer_k8s::settings::Settings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -352,6 +356,15 @@ impl Config {
             }
         }
         let policy = file.policy.map(|p| policy_config(p, &data_dir)).transpose()?;
+        let kubernetes = match file.kubernetes {
+            Some(k) => k.resolve().map_err(|e| anyhow::anyhow!(e))?,
+            None => coffer_k8s::settings::Settings::default(),
+        };
+        for name in kubernetes.tiers.keys() {
+            if !tiers.contains_key(name) {
+                bail!("[kubernetes.tiers.{name}] names no tier of [tiers]");
+            }
+        }
         let home_bucket = match file.home_bucket.as_deref() {
             None => Some(coffer_gateway::home::DEFAULT_HOME.to_owned()),
             Some("") => None,
@@ -384,6 +397,7 @@ impl Config {
             link_rules: link_rules(file.share_links)?,
             policy,
             home_bucket,
+            kubernetes,
         })
     }
 

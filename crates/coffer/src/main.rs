@@ -4,7 +4,8 @@
 //! Kubernetes data platforms, behind an S3 API.
 //!
 //! ## Layout
-//! - this file — the command line (`serve`, `migrate`, `admin …`, `openapi`) and dispatch.
+//! - this file — the command line (`serve`, `migrate`, `admin …`, `openapi`, `controller`,
+//!   `webhook`) and dispatch.
 //! - [`config`] — the configuration tree: TOML file → `COFFER_*` environment → flags.
 //! - [`wiring`] — opening the store, the tiers and the server key; building the gateway.
 //! - [`server`] — the HTTP server: S3 at `/`, the REST API under `/api/v1`, STS,
@@ -12,10 +13,12 @@
 //!   ids, metrics and logs around every request; graceful shutdown.
 //! - [`metrics`] — the Prometheus registry (requests, bytes, latency histogram).
 //! - [`admin`] — `coffer admin user|bucket|grant|key|explain`.
+//! - [`kubernetes`] — `coffer controller` and `coffer webhook`.
 //! - [`logging`] — structured logs, JSON or text.
 
 mod admin;
 mod config;
+mod kubernetes;
 mod logging;
 mod metrics;
 mod server;
@@ -47,6 +50,10 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Print the REST API's OpenAPI document (the one served at /api/v1/openapi.json).
     Openapi,
+    /// Reconcile Kubeflow profiles into buckets, CSI credentials, PVs and PVCs.
+    Controller(kubernetes::ControllerArgs),
+    /// Serve the admission webhooks (PVC binding, pod classification, automount injection).
+    Webhook(kubernetes::WebhookArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +70,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => server::serve(&cli.global, &args).await,
             Command::Migrate => wiring::migrate(&cli.global).await,
             Command::Admin(args) => admin::run(&cli.global, args).await,
+            Command::Controller(args) => kubernetes::controller(&cli.global, &args).await,
+            Command::Webhook(args) => kubernetes::webhook(&cli.global, &args).await,
             Command::Openapi => {
                 println!("{}", coffer_rest_api::openapi().to_pretty_json()?);
                 Ok(())

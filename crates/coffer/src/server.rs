@@ -111,7 +111,7 @@ async fn bootstrap_admin(gateway: &Gateway) -> anyhow::Result<()> {
 }
 
 /// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -18,6 +18,8 @@
 //!   operations.
 //! - [`conditions`] — `If-Match` and friends.
 //! - [`grants`] — sharing by bucket admins.
+//! - [`profiles`] — Kubernetes profiles, for the controller: their principal, their buckets
+//!   per tier, the state of CSI keys.
 //! - [`projects`] — projects: a bucket owned by the project, members as grants.
 //! - [`keys`] — a caller's own access keys, never reaching beyond the caller's credential.
 //! - [`links`] — share links: expiring, revocable, read-only URLs, authorized at every use.
@@ -53,6 +55,7 @@ pub mod multipart;
 pub mod objects;
 pub mod personal;
 pub mod policy;
+pub mod profiles;
 pub mod projects;
 pub mod quotas;
 pub mod sessions;
@@ -130,7 +133,8 @@ impl Gateway {
         self
     }
 
-    pub(crate) fn tier_rules(&self, name: &str) -> TierRules {
+    /// What tier `name` allows.
+    pub fn tier_rules(&self, name: &str) -> TierRules {
         self.tier_rules.get(name).cloned().unwrap_or_default()
     }
 

@@ -117,8 +117,11 @@ impl TrustedHeaders {
 
     /// Read the identity headers of a request from `remote`; `get` looks a header up by
     /// lowercase name.
-    pub fn identify<'a>(&self, remote: IpAddr, get: impl Fn(&str) -> Option<&'a str>) -> HeaderOutcome {
-        let Some(user) = get(&self.config.user_header).map(str::trim).filter(|u| !u.is_empty()) else {
+    /// `get` answers every value of a header, in order: a proxy may send one header per
+    /// group (oauth2-proxy does), and every value counts.
+    pub fn identify<'a>(&self, remote: IpAddr, get: impl Fn(&str) -> Vec<&'a str>) -> HeaderOutcome {
+        let first = |name: &str| get(name).into_iter().next();
+        let Some(user) = first(&self.config.user_header).map(str::trim).filter(|u| !u.is_empty()) else {
             return HeaderOutcome::Absent;
         };
         if !self.proxies.iter().any(|p| p.contains(remote)) {
@@ -126,13 +129,14 @@ impl TrustedHeaders {
             return HeaderOutcome::Untrusted;
         }
         let groups = get(&self.config.groups_header)
-            .map(|g| {
-                g.split(',').map(|s| s.trim().trim_start_matches('/').to_owned()).filter(|s| !s.is_empty()).collect()
-            })
-            .unwrap_or_default();
+            .into_iter()
+            .flat_map(|g| g.split(','))
+            .map(|s| s.trim().trim_start_matches('/').to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
         HeaderOutcome::Trusted(HeaderIdentity {
             username: user.to_owned(),
-            email: get(&self.config.email_header).map(str::to_owned),
+            email: first(&self.config.email_header).map(str::to_owned),
             groups,
         })
     }
@@ -167,21 +171,22 @@ mod tests {
             groups_header: "X-Auth-Groups".into(),
         })
         .unwrap();
-        let h: HashMap<&str, &str> = HashMap::from([
-            ("x-auth-username", "alice"),
-            ("x-auth-groups", "/analysts, leads"),
-            ("x-auth-email", "a@x"),
+        let h: HashMap<&str, Vec<&str>> = HashMap::from([
+            ("x-auth-username", vec!["alice"]),
+            // one header per group, and a comma-separated one: both count
+            ("x-auth-groups", vec!["/analysts, leads", "/ops"]),
+            ("x-auth-email", vec!["a@x"]),
         ]);
-        let get = |k: &str| h.get(k).copied();
+        let get = |k: &str| h.get(k).cloned().unwrap_or_default();
         match t.identify("10.3.4.5".parse().unwrap(), get) {
             HeaderOutcome::Trusted(id) => {
                 assert_eq!(id.username, "alice");
                 assert_eq!(id.email.as_deref(), Some("a@x"));
-                assert_eq!(id.groups, BTreeSet::from(["analysts".to_owned(), "leads".to_owned()]));
+                assert_eq!(id.groups, BTreeSet::from(["analysts".to_owned(), "leads".to_owned(), "ops".to_owned()]));
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(t.identify("192.168.1.1".parse().unwrap(), get), HeaderOutcome::Untrusted);
-        assert_eq!(t.identify("10.3.4.5".parse().unwrap(), |_| None), HeaderOutcome::Absent);
+        assert_eq!(t.identify("10.3.4.5".parse().unwrap(), |_| Vec::new()), HeaderOutcome::Absent);
     }
 }

@@ -91,7 +91,7 @@ pub async fn authenticate(
         return Err(Problem::unauthorized("use Authorization: Bearer <token>, or sign the request with SigV4"));
     }
     if let Some(rule) = &st.headers {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let get = |name: &str| headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
         match rule.identify(remote, get) {
             HeaderOutcome::Trusted(id) => {
                 return match st.gateway.principal_for_headers(&id) {
