@@ -209,10 +209,15 @@ pub fn persistent_volume(settings: &Settings, v: &Volume<'_>) -> PersistentVolum
         read_only: v.read_only.then_some(true),
         ..CSIPersistentVolumeSource::default()
     };
+    // A folder of the bucket, as `folder/`, when the tier mounts one.
+    let folder = t.prefix.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
     match t.driver {
         Driver::K8sCsiS3 => {
             let secret = secret_ref(settings, secret_name(v.profile, v.tier));
-            csi.volume_handle = v.bucket.to_owned();
+            csi.volume_handle = match folder {
+                Some(f) => format!("{}/{f}", v.bucket),
+                None => v.bucket.to_owned(),
+            };
             csi.controller_publish_secret_ref = secret.clone();
             csi.node_publish_secret_ref = secret.clone();
             csi.node_stage_secret_ref = secret;
@@ -234,6 +239,9 @@ pub fn persistent_volume(settings: &Settings, v: &Volume<'_>) -> PersistentVolum
                 format!("region {REGION}"),
                 "allow-other".to_owned(),
             ]);
+            if let Some(f) = folder {
+                mount_options.push(format!("prefix {f}/"));
+            }
             if v.read_only {
                 mount_options.push("read-only".to_owned());
             } else {
@@ -255,7 +263,8 @@ pub fn persistent_volume(settings: &Settings, v: &Volume<'_>) -> PersistentVolum
             attributes.insert("storageAccount".to_owned(), account);
             attributes.insert("protocol".to_owned(), "fuse2".to_owned());
             let prefix = t.blob_prefix.as_deref().map(|p| format!("{}/", p.trim_matches('/'))).unwrap_or_default();
-            mount_options.extend(["-o allow_other".to_owned(), format!("--subdirectory={prefix}{}/", v.bucket)]);
+            let sub = folder.map(|f| format!("{f}/")).unwrap_or_default();
+            mount_options.extend(["-o allow_other".to_owned(), format!("--subdirectory={prefix}{}/{sub}", v.bucket)]);
             if v.read_only {
                 mount_options.push("-o ro".to_owned());
             }

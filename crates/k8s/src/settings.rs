@@ -110,9 +110,12 @@ pub struct TierVolumes {
     /// The classification of the profile buckets on this tier (default: the tier's only
     /// classification, else `unclassified`).
     pub classification: Option<String>,
-    /// Extra mount options (`mountpoint`, `k8s-csi-s3`).
+    /// Extra mount options (`mountpoint`, `k8s-csi-s3`, `blob-csi`).
     #[serde(default)]
     pub mount_options: Vec<String>,
+    /// Mount only this folder of each profile's bucket (`mountpoint`: the `prefix` mount
+    /// option; `k8s-csi-s3`: the volume handle's path; `blob-csi`: the subdirectory).
+    pub prefix: Option<String>,
     /// Mountpoint: the driver-wide Secret (in the driver namespace) holding its coffer key
     /// as `key_id` and `access_key` (default `aws-secret`, the name the driver looks for).
     pub driver_secret: Option<String>,

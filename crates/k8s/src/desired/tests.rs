@@ -131,6 +131,38 @@ fn every_driver_template() {
             secret: Value::Null,
         },
         Row {
+            tier: tier(json!({"driver": "mountpoint", "prefix": "/notebooks/"})),
+            read_only: false,
+            csi: json!({"driver": "s3.csi.aws.com", "volumeHandle": "coffer-alice-standard",
+                        "volumeAttributes": {"bucketName": "alice"}}),
+            mount_options: json!([
+                "endpoint-url http://coffer.coffer-system.svc:9000",
+                "force-path-style",
+                "region us-east-1",
+                "allow-other",
+                "prefix notebooks/",
+                "allow-delete",
+                "allow-overwrite"
+            ]),
+            secret: Value::Null,
+        },
+        Row {
+            tier: tier(json!({"driver": "k8s-csi-s3", "prefix": "work"})),
+            read_only: false,
+            csi: json!({
+                "driver": "ru.yandex.s3.csi",
+                "volumeHandle": "alice/work",
+                "controllerPublishSecretRef": {"name": "coffer-alice-standard", "namespace": "csi"},
+                "nodePublishSecretRef": {"name": "coffer-alice-standard", "namespace": "csi"},
+                "nodeStageSecretRef": {"name": "coffer-alice-standard", "namespace": "csi"},
+                "volumeAttributes": {"capacity": "100Gi", "mounter": "geesefs",
+                                     "options": "--memory-limit 1000 --dir-mode 0777 --file-mode 0666"},
+            }),
+            mount_options: Value::Null,
+            secret: json!({"accessKeyID": "CKTESTKEY", "secretAccessKey": "s3cr3t",
+                           "endpoint": "http://coffer.coffer-system.svc:9000", "region": "us-east-1"}),
+        },
+        Row {
             tier: tier(json!({"driver": "mountpoint"})),
             read_only: true,
             csi: json!({"driver": "s3.csi.aws.com", "volumeHandle": "coffer-alice-standard", "readOnly": true,
