@@ -96,6 +96,7 @@ def tail(path: Path, limit: int = 12000) -> str:
 
 def s3_client(endpoint: str, access_key: str, secret_key: str, signature_version: str = "s3v4"):
     """A boto3 S3 client for coffer: path-style, SigV4, no retries so errors surface at once."""
+    register_secret(secret_key, f"the secret key of {access_key}")
     session = boto3.session.Session(
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
@@ -273,6 +274,144 @@ def files_under(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------------------
+# secrets the suite sees: no server log may contain any of them
+# --------------------------------------------------------------------------------------
+
+# Every secret a test handled (value → what it is): access keys' secrets, the admin's secret,
+# STS secrets and session tokens, bearer tokens' signatures, share links' MACs, the server
+# key, cloud tier keys, a database password. At the end of the session every server's log
+# is scanned for all of them (`pytest_sessionfinish`); a hit fails the run.
+SECRETS: dict[str, str] = {}
+# Every server started, for that scan.
+ALL_SERVERS: list["CofferServer"] = []
+# Shorter values are too likely to occur by chance (and none of coffer's secrets is).
+MIN_SECRET_LEN = 12
+_SECRET_FIELDS = {
+    "secret_access_key": "an access key's secret",
+    "SecretAccessKey": "an STS secret access key",
+    "SessionToken": "an STS session token",
+    "session_token": "a session token",
+    "WebIdentityToken": "a web identity token",
+    "access_token": "an access token",
+    "id_token": "an ID token",
+    "refresh_token": "a refresh token",
+    "password": "a password",
+}
+_SHARE_PATH = "/api/v1/share/"
+
+
+def register_secret(value: Any, what: str) -> None:
+    """Remember a secret the suite handled, so that the log scan looks for it."""
+    if not isinstance(value, str) or len(value) < MIN_SECRET_LEN:
+        return
+    SECRETS.setdefault(value, what)
+    if value.count(".") == 2 and value.startswith(("eyJ", "v1.")):
+        # A JWT or a coffer session token: its signature alone is a secret too (a log line
+        # with a cut-down token still must not carry it).
+        register_secret(value.rsplit(".", 1)[1], what + " (its signature)")
+
+
+def register_share_token(url_or_path: str) -> None:
+    """A share link's URL or path: its MAC is the secret part."""
+    if _SHARE_PATH not in url_or_path:
+        return
+    token = url_or_path.split(_SHARE_PATH, 1)[1].split("/", 1)[0].split("?", 1)[0]
+    if "." in token:
+        register_secret(token.split(".", 1)[1], "a share link's token")
+
+
+def harvest_secrets(obj: Any) -> None:
+    """Register the secrets found in a parsed JSON answer (or an STS result)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, str):
+                if k in _SECRET_FIELDS:
+                    register_secret(v, _SECRET_FIELDS[k])
+                elif k in ("url", "path"):
+                    register_share_token(v)
+            else:
+                harvest_secrets(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            harvest_secrets(v)
+
+
+def register_env_secrets(env: dict[str, str]) -> None:
+    """Secrets passed to a server in its environment (not ids: `…ACCESS_KEY`, `…_ID`)."""
+    for name, value in env.items():
+        upper = name.upper()
+        if not upper.startswith(("COFFER_", "AWS_", "AZURE_", "GOOGLE_")):
+            continue
+        if upper.endswith(("ACCESS_KEY", "ACCESS_KEY_ID", "_ID", "_FILE", "_ENV")):
+            continue
+        if any(w in upper for w in ("SECRET", "PASSWORD", "TOKEN")) or upper.endswith("_KEY"):
+            register_secret(value, f"${name}")
+
+
+def _install_secret_hooks() -> None:
+    """Harvest secrets from every HTTP exchange of `requests` (bearer tokens sent, JSON
+    answers such as new keys and share links) and every boto3 call (STS credentials, web
+    identity tokens), whichever test makes it."""
+    import botocore.client
+
+    if getattr(requests.Session.send, "_coffer_secrets", False):
+        return
+    original_send = requests.Session.send
+
+    def send(self, request, **kw):
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            register_secret(auth[len("Bearer ") :].strip(), "a bearer token")
+        register_share_token(request.url or "")
+        resp = original_send(self, request, **kw)
+        ctype = resp.headers.get("content-type", "")
+        if not kw.get("stream") and "json" in ctype and len(resp.content) < 4 * MiB:
+            with contextlib.suppress(ValueError):
+                harvest_secrets(resp.json())
+        return resp
+
+    send._coffer_secrets = True
+    requests.Session.send = send
+
+    original_call = botocore.client.BaseClient._make_api_call
+
+    def make_api_call(self, operation_name, api_params):
+        harvest_secrets(api_params)
+        result = original_call(self, operation_name, api_params)
+        harvest_secrets(result)
+        return result
+
+    botocore.client.BaseClient._make_api_call = make_api_call
+
+
+def find_secrets_in_logs(paths: list[Path], secrets: dict[str, str]) -> list[str]:
+    """Every (file, line) where one of `secrets` appears, described."""
+    hits = []
+    for path in paths:
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            continue
+        for secret, what in secrets.items():
+            if secret not in text:
+                continue
+            for n, line in enumerate(text.splitlines(), 1):
+                if secret in line:
+                    shown = line if len(line) < 400 else line[:400] + "…"
+                    hits.append(f"{path}:{n}: {what} ({secret[:6]}…) in: {shown}")
+                    break
+    return hits
+
+
+def pytest_configure(config):
+    _install_secret_hooks()
+    url = os.environ.get("COFFER_TEST_PG_URL", DEFAULT_PG_URL)
+    password = urlsplit(url).password
+    if password:
+        register_secret(password, "the PostgreSQL password")
+
+
+# --------------------------------------------------------------------------------------
 # metadata stores
 # --------------------------------------------------------------------------------------
 
@@ -357,14 +496,19 @@ class AdminError(Exception):
 class CofferServer:
     """A `coffer serve` process plus everything needed to talk to it."""
 
-    def __init__(self, binary: Path, store: Store, base: Path):
+    def __init__(self, binary: Path, store: Store, base: Path, data_dir: Path | None = None):
+        """`base` holds the logs; `data_dir` (default `base/data`) the server key and the
+        objects — replicas of one deployment share it (and the store)."""
         self.binary = binary
         self.store = store
         self.base = base
-        self.data_dir = base / "data"
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir or base / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.admin_access_key = "AKCOFFER" + uuid.uuid4().hex[:12].upper()
         self.admin_secret_key = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+        register_secret(self.admin_secret_key, "the bootstrap admin's secret key")
+        ALL_SERVERS.append(self)
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.runs = 0
@@ -414,6 +558,10 @@ class CofferServer:
             with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
                 self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env())
             if self._wait_ready():
+                register_env_secrets(self.extra_env)
+                key_file = self.data_dir / "server.key"
+                if key_file.is_file():
+                    register_secret(key_file.read_text().strip(), "the server key")
                 return self
             # another process took the port between our probe and the server's bind: retry
             if attempt == 2 or "in use" not in tail(self.stderr_path).lower():
@@ -530,9 +678,11 @@ class CofferServer:
                 f"coffer admin {' '.join(args)} exited {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
             )
         try:
-            return json.loads(r.stdout)
+            answer = json.loads(r.stdout)
         except ValueError:
             raise AdminError(f"coffer admin {' '.join(args)} printed no JSON: {r.stdout!r} (stderr {r.stderr!r})")
+        harvest_secrets(answer)
+        return answer
 
     def admin_fails(self, *args: str) -> str:
         """Run an admin command that must fail: exit code 1, stderr starting with `error:`."""
@@ -691,3 +841,17 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session, exitstatus):
     emulators.stop_all()
+    # No secret the suite handled may appear in any server's log.
+    paths = [p for srv in ALL_SERVERS for p in srv.log_paths]
+    hits = find_secrets_in_logs(paths, SECRETS)
+    if hits:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"SECRETS IN LOGS: {len(hits)} server log line(s) contain a secret the tests used "
+            f"({len(SECRETS)} secrets checked in {len(paths)} log files):\n  " + "\n  ".join(hits[:50])
+        )
+        if reporter is not None:
+            reporter.write_line(message, red=True, bold=True)
+        else:
+            print(message)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -61,6 +61,35 @@ class Emulator:
     def tier_toml(self) -> str:  # pragma: no cover - interface
         raise NotImplementedError
 
+    cmd: list[str] = []
+
+    def _spawn(self, what: str) -> None:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(self.port, self.proc, what)
+
+    def kill(self, graceful: bool = False) -> None:
+        """SIGKILL the emulator (the fault tests), or SIGTERM it with `graceful` (Azurite
+        writes its data to disk only every few seconds, and on SIGTERM); `restart` brings it
+        back on the same port."""
+        if graceful:
+            self.proc.terminate()
+        else:
+            self.proc.kill()
+        self.proc.wait(timeout=20)
+
+    def restart(self) -> None:
+        """Start it again on the same port (Azurite on the same data; moto starts empty)."""
+        assert self.proc.poll() is not None, "the emulator is still running"
+        deadline = time.monotonic() + 10
+        while True:  # the port may linger for a moment after the kill
+            try:
+                self._spawn(self.kind)
+                return
+            except BaseException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     def close(self) -> None:
         self.proc.terminate()
         try:
@@ -77,26 +106,26 @@ class Moto(Emulator):
         if not exe:
             _missing("moto_server is not installed: pip install -r tests/python/requirements.txt")
         self.port = _free_port()
-        self.proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_port(self.port, self.proc, "moto_server")
+        self.cmd = [exe, "-H", "127.0.0.1", "-p", str(self.port)]
+        self._spawn("moto_server")
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.env = {"COFFER_TIER_S3_ID": "testing", "COFFER_TIER_S3_SECRET": "testing"}
 
-    def tier_toml(self) -> str:
+    def client(self):
         import boto3
 
-        bucket = f"tier-{uuid.uuid4().hex[:16]}"
-        boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
-        ).create_bucket(Bucket=bucket)
+        )
+
+    def tier_toml(self) -> str:
+        bucket = f"tier-{uuid.uuid4().hex[:16]}"
+        self.client().create_bucket(Bucket=bucket)
+        self.bucket = bucket
         return (
             "[tiers.standard]\n"
             'kind = "s3"\n'
@@ -118,13 +147,9 @@ class Azurite(Emulator):
             _missing("Azurite is not installed: run `npm ci` in tests/emulators")
         self.dir = tempfile.mkdtemp(prefix="azurite-")
         self.port = _free_port()
-        self.proc = subprocess.Popen(
-            [exe, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", self.dir,
-             "--skipApiVersionCheck", "--loose", "--silent"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_port(self.port, self.proc, "azurite-blob")
+        self.cmd = [exe, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", self.dir,
+                    "--skipApiVersionCheck", "--loose", "--silent"]
+        self._spawn("azurite-blob")
         self.endpoint = f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
         self.env = {"COFFER_TIER_AZURE_KEY": AZURITE_KEY}
 

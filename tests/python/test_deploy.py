@@ -80,7 +80,8 @@ def required_rust() -> list[tuple[tuple[int, ...], str]]:
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     meta = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--locked", "--offline"],
+        ["cargo", "metadata", "--format-version", "1", "--locked", "--offline",
+         "--filter-platform", "x86_64-unknown-linux-gnu"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert tree.returncode == 0 and meta.returncode == 0, tree.stderr + meta.stderr

@@ -44,6 +44,21 @@ class Issuer:
         assert "token" in answer, answer
         return answer["token"]
 
+    def login_as(self, claims: dict) -> None:
+        """The next sign-in through the authorization code flow gets these claims."""
+        self._ask({"cmd": "login-as", "claims": claims})
+
+    def sign_ins(self) -> int:
+        """How many authorization codes the provider has exchanged for tokens."""
+        return self._ask({"cmd": "sign-ins"})["count"]
+
+    def _ask(self, command: dict) -> dict:
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        assert "error" not in answer, answer
+        return answer
+
     def close(self):
         self.proc.kill()
         self.proc.wait()

@@ -32,6 +32,9 @@ use serde::{Deserialize, Serialize};
 
 mod cloud;
 mod fs;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use cloud::{AzureTierConfig, CloudBackend, CloudTierConfig, GcsTierConfig, S3TierConfig};
 pub use fs::FsBackend;

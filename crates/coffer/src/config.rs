@@ -83,8 +83,11 @@ pub struct FileConfig {
     pub personal_buckets: Option<PersonalBucketsSection>,
     /// How long audit events are kept in the metadata store, in days (default 90).
     pub audit_retention_days: Option<u64>,
-    /// Identity headers of a trusted auth sidecar, for the REST API.
+    /// Identity headers of a trusted auth sidecar, for the REST API (and the web console).
     pub trusted_headers: Option<coffer_identity::TrustedHeadersConfig>,
+    /// The web console at `/console`: OpenID Connect sign-in (issuer, client_id,
+    /// client_secret_file, redirect_url, scopes, session_hours).
+    pub console: Option<coffer_console::ConsoleSection>,
     /// The externally visible base URL (e.g. "https://coffer.example.com"), for the URLs of
     /// share links; default: the host each request was sent to.
     pub public_url: Option<String>,
@@ -251,6 +254,7 @@ pub struct Config {
     pub personal_bucket_template: Option<String>,
     pub audit_retention: std::time::Duration,
     pub trusted_headers: Option<coffer_identity::TrustedHeadersConfig>,
+    pub console: Option<coffer_console::ConsoleSettings>,
     pub admin_groups: Vec<String>,
     pub public_url: Option<String>,
     pub link_rules: coffer_gateway::links::LinkRules,
@@ -356,6 +360,11 @@ impl Config {
             }
         }
         let policy = file.policy.map(|p| policy_config(p, &data_dir)).transpose()?;
+        let console = file
+            .console
+            .map(|c| c.resolve(&file.oidc.issuers, &data_dir))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?;
         let kubernetes = match file.kubernetes {
             Some(k) => k.resolve().map_err(|e| anyhow::anyhow!(e))?,
             None => coffer_k8s::settings::Settings::default(),
@@ -392,6 +401,7 @@ impl Config {
             personal_bucket_template: personal_bucket_template(file.personal_buckets)?,
             audit_retention: std::time::Duration::from_secs(file.audit_retention_days.unwrap_or(90).max(1) * 86_400),
             trusted_headers: file.trusted_headers,
+            console,
             admin_groups: file.oidc.admin_groups,
             public_url: public_url(file.public_url)?,
             link_rules: link_rules(file.share_links)?,
@@ -648,6 +658,26 @@ mod tests {
         let sub_table = "[[oidc.issuers]]\nissuer = \"i\"\naudiences = [\"coffer\"]\n[oidc.issuers.token_review]\n";
         assert!(toml::from_str::<FileConfig>(&format!("{sub_table}cache_seconds = 1")).is_ok());
         assert!(toml::from_str::<FileConfig>(&format!("{sub_table}api_sever = \"https://x\"")).is_err());
+    }
+
+    #[test]
+    fn the_console_signs_in_with_a_configured_issuer() {
+        let issuer = "[[oidc.issuers]]\nissuer = \"https://id.test/realms/p\"\naudiences = [\"coffer\"]\n";
+        let file: FileConfig = toml::from_str(&format!(
+            "{issuer}[console]\nissuer = \"https://id.test/realms/p\"\nclient_secret_file = \"console.secret\"\n\
+             session_hours = 2\n"
+        ))
+        .unwrap();
+        let global = GlobalArgs { data_dir: Some("/data".into()), ..Default::default() };
+        let c = Config::resolve(file, &global, None).unwrap().console.unwrap();
+        assert_eq!((c.client_id.as_str(), c.session_seconds), ("coffer-console", 7200));
+        assert_eq!(c.client_secret_file, Some(PathBuf::from("/data/console.secret")));
+        assert!(Config::resolve(FileConfig::default(), &global, None).unwrap().console.is_none());
+        // Another issuer, an unknown field: refused.
+        let file: FileConfig = toml::from_str("[console]\nissuer = \"https://id.test/realms/p\"").unwrap();
+        let err = Config::resolve(file, &global, None).unwrap_err().to_string();
+        assert!(err.contains("[[oidc.issuers]]"), "{err}");
+        assert!(toml::from_str::<FileConfig>(&format!("{issuer}[console]\nissuer = \"x\"\nclient = \"y\"")).is_err());
     }
 
     #[test]

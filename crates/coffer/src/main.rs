@@ -11,6 +11,9 @@
 //! - [`server`] — the HTTP server: S3 at `/`, the REST API under `/api/v1`, STS,
 //!   `/healthz`, `/readyz`, `/metrics`; request
 //!   ids, metrics and logs around every request; graceful shutdown.
+//! - [`listener`] — accepting connections and serving HTTP/1.1 and HTTP/2 on them, with the
+//!   limits on slow and oversized requests (header timeout, head size, stalled bodies,
+//!   connection cap).
 //! - [`metrics`] — the Prometheus registry (requests, bytes, latency histogram).
 //! - [`admin`] — `coffer admin user|bucket|grant|key|explain`.
 //! - [`kubernetes`] — `coffer controller` and `coffer webhook`.
@@ -19,6 +22,7 @@
 mod admin;
 mod config;
 mod kubernetes;
+mod listener;
 mod logging;
 mod metrics;
 mod server;

@@ -1,6 +1,6 @@
 //! The HTTP server. One listener serves the S3 API (path-style, at `/`), STS
-//! `AssumeRoleWithWebIdentity`, the REST API under `/api/v1`, `/healthz`, `/readyz` and
-//! `/metrics`. Around every S3 request: a request id (the `x-amz-request-id`
+//! `AssumeRoleWithWebIdentity`, the REST API under `/api/v1`, the web console at `/console`,
+//! `/healthz`, `/readyz` and `/metrics`. Around every S3 request: a request id (the `x-amz-request-id`
 //! header and the `request_id` of every log line), the refusal of SigV2 and POST forms,
 //! metrics (operation, status, latency, bytes) and one summary log line.
 //! [`run`] takes the listener and a shutdown future, so tests and `serve` start it alike;
@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use coffer_gateway::Gateway;
@@ -49,6 +49,8 @@ pub struct Options {
     pub audit_retention: std::time::Duration,
     /// A second listener, serving the same APIs read-only (every write refused).
     pub read_only_listener: Option<TcpListener>,
+    /// The web console at `/console` (disabled by default).
+    pub console: coffer_console::Console,
 }
 
 /// `coffer serve`.
@@ -84,6 +86,7 @@ pub async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> 
         public_url: cfg.public_url.clone(),
         audit_retention: cfg.audit_retention,
         read_only_listener,
+        console: wiring::console(&cfg, &gateway)?,
     };
     run(listener, gateway, options, shutdown_signal()).await
 }
@@ -175,16 +178,10 @@ pub async fn run(
     let read_only = read_only_listener.map(|l| {
         let app = router(AppState { read_only: true, ..state.clone() });
         let stop = down();
-        tokio::spawn(async move {
-            axum::serve(l, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .with_graceful_shutdown(stop)
-                .await
-        })
+        tokio::spawn(crate::listener::serve_connections(l, app, stop))
     });
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(down())
-        .await
-        .context("serving")?;
+    // Connection limits (slow and oversized requests): see `listener`.
+    crate::listener::serve_connections(listener, router(state), down()).await.context("serving")?;
     if let Some(ro) = read_only {
         ro.await.context("the read-only listener")?.context("serving read-only")?;
     }
@@ -208,9 +205,13 @@ fn router(state: AppState) -> Router {
     });
     // `/healthz`, `/readyz` and `/metrics` are answered in `around_request` for GET only, so
     // every other request on those paths still reaches the S3 API (and gets S3 errors).
+    // The web console shares the origin with users' content: every answer but the
+    // console's own is sandboxed (see `coffer_console::sandbox_responses`).
     Router::new()
         .nest("/api/v1", rest)
+        .merge(state.options.console.router())
         .fallback_service(s3)
+        .layer(middleware::from_fn(coffer_console::sandbox_responses))
         .layer(middleware::from_fn_with_state(state, around_request))
 }
 
@@ -268,12 +269,18 @@ async fn around_request(State(st): State<AppState>, req: Request, next: Next) ->
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
+        let unanswered_expect = expects_continue_without_body(req.headers());
         if method == http::Method::GET
             && let Some(resp) = plain_route(&st, &path).await
         {
             return resp;
         }
-        let (operation, resp) = if path.starts_with("/api/") {
+        let front = if path.starts_with("/api/") {
+            Some("REST")
+        } else {
+            coffer_console::is_console_path(&path).then_some("Console")
+        };
+        let (operation, resp) = if let Some(front) = front {
             let mut req = req;
             req.extensions_mut().insert(coffer_gateway::RequestInfo {
                 request_id: id.clone(),
@@ -284,12 +291,20 @@ async fn around_request(State(st): State<AppState>, req: Request, next: Next) ->
             if let Ok(v) = HeaderValue::from_str(&id) {
                 resp.headers_mut().insert("x-request-id", v);
             }
-            ("REST".to_owned(), resp)
+            (front.to_owned(), resp)
         } else if coffer_s3_api::sts::is_sts_request(&method, req.uri(), req.headers()) {
             ("AssumeRoleWithWebIdentity".to_owned(), sts(&st, req, &id).await)
         } else {
             s3_request(&st, req, next, &id).await
         };
+        let mut resp = with_retry_after(resp);
+        if unanswered_expect {
+            // The final answer goes without a `100 Continue` (there is no body to wait for).
+            // botocore then keeps that answer's status line for its next request on the
+            // connection and reads the next answer's headers as lost (an empty ETag);
+            // closing the connection here, as Go's net/http does, keeps every client sane.
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let status = resp.status().as_u16();
         let elapsed = start.elapsed();
         st.metrics.observe(&operation, status, elapsed);
@@ -306,6 +321,31 @@ async fn around_request(State(st): State<AppState>, req: Request, next: Next) ->
     }
     .instrument(span)
     .await
+}
+
+/// Does this request ask for `100 Continue` although it has no body (`Content-Length: 0`, or
+/// neither a length nor a chunked body)? The server answers it without a `100`.
+fn expects_continue_without_body(headers: &HeaderMap) -> bool {
+    let expects = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+    if !expects {
+        return false;
+    }
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(len) => len.to_str().ok().and_then(|l| l.trim().parse::<u64>().ok()) == Some(0),
+        None => !headers.contains_key(header::TRANSFER_ENCODING),
+    }
+}
+
+/// Every `503` of the S3, STS and REST front ends says when to retry (the metadata store
+/// or a tier is down; the mappings set it, this catches any other).
+fn with_retry_after(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE && !resp.headers().contains_key(header::RETRY_AFTER) {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(coffer_s3_api::error::RETRY_AFTER_SECONDS));
+    }
+    resp
 }
 
 /// An S3 request: SigV2 and POST forms refused here, the rest through s3s; error bodies
@@ -467,6 +507,32 @@ impl HttpBody for Counted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expect_without_a_body_is_recognised() {
+        let h = |pairs: &[(&str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            }
+            m
+        };
+        assert!(expects_continue_without_body(&h(&[("expect", "100-continue"), ("content-length", "0")])));
+        assert!(expects_continue_without_body(&h(&[("expect", "100-Continue")])));
+        assert!(!expects_continue_without_body(&h(&[("expect", "100-continue"), ("content-length", "5")])));
+        assert!(!expects_continue_without_body(&h(&[("expect", "100-continue"), ("transfer-encoding", "chunked")])));
+        assert!(!expects_continue_without_body(&h(&[("content-length", "0")])));
+    }
+
+    #[test]
+    fn every_503_says_when_to_retry() {
+        let resp = with_retry_after((StatusCode::SERVICE_UNAVAILABLE, "x").into_response());
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let resp = (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "7")], "x").into_response();
+        assert_eq!(with_retry_after(resp).headers()[header::RETRY_AFTER], "7");
+        let resp = with_retry_after((StatusCode::INTERNAL_SERVER_ERROR, "x").into_response());
+        assert!(!resp.headers().contains_key(header::RETRY_AFTER));
+    }
 
     #[test]
     fn share_tokens_are_not_logged() {

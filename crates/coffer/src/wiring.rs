@@ -130,6 +130,28 @@ pub async fn gateway(cfg: &Config, migrate: bool) -> anyhow::Result<Arc<Gateway>
     Ok(Arc::new(gateway))
 }
 
+/// The web console (`/console`): OpenID Connect sign-in with `[console]`, the auth sidecar's
+/// sign-in with `[trusted_headers]`, else a page saying how to enable it.
+pub fn console(cfg: &Config, gateway: &Gateway) -> anyhow::Result<coffer_console::Console> {
+    if let Some(path) = cfg.console.as_ref().and_then(|c| c.client_secret_file.as_ref()) {
+        std::fs::metadata(path).with_context(|| format!("[console] client_secret_file {}", path.display()))?;
+    }
+    let console = coffer_console::Console::new(coffer_console::ConsoleParts {
+        settings: cfg.console.clone(),
+        trusted_headers: cfg.trusted_headers.is_some(),
+        public_url: cfg.public_url.clone(),
+        server_key: gateway.server_key().clone(),
+        verifier: gateway.token_verifier(),
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(c) = &cfg.console {
+        tracing::info!(issuer = %c.issuer, client_id = %c.client_id, "web console: sign-in with OpenID Connect");
+    } else if console.is_enabled() {
+        tracing::info!("web console: signed in by the auth proxy's headers");
+    }
+    Ok(console)
+}
+
 /// `coffer migrate`.
 pub async fn migrate(global: &GlobalArgs) -> anyhow::Result<()> {
     let cfg = Config::load(global, None)?;

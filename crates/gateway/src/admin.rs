@@ -15,11 +15,18 @@ use crate::{Error, Gateway, Result, now};
 /// The name of the platform admin created at first start.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
 
-/// A new access key: the record, and the secret — shown once, never again.
-#[derive(Debug, Clone)]
+/// A new access key: the record, and the secret — shown once, never again (its `Debug`
+/// leaves the secret out).
+#[derive(Clone)]
 pub struct NewKey {
     pub key: AccessKey,
     pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey").field("key", &self.key).field("secret_access_key", &"<redacted>").finish()
+    }
 }
 
 fn user_name(s: &str) -> Result<UserName> {

@@ -13,7 +13,7 @@ use coffer_core::{
     decide_with_role,
 };
 
-use crate::cache::{BucketEntry, KeyEntry};
+use crate::cache::{BucketEntry, KeyEntry, Listing};
 use crate::{Error, Gateway, Result, now};
 
 /// A role and the rule it comes from, or the rule that gives none.
@@ -107,6 +107,19 @@ impl Gateway {
         })
     }
 
+    /// Every bucket with its grants, indexed (see [`Listing`]): two queries when not cached.
+    pub(crate) async fn listing(&self) -> Result<Arc<Listing>> {
+        if let Some(hit) = self.cache.listing() {
+            return Ok(hit);
+        }
+        let generation = self.cache.generation();
+        let buckets = self.store.list_buckets().await?;
+        let grants = self.store.list_grants(None).await?;
+        let listing = Arc::new(Listing::new(buckets, grants));
+        self.cache.put_listing(generation, listing.clone());
+        Ok(listing)
+    }
+
     pub(crate) async fn bucket_entry(&self, name: &str) -> Result<Arc<BucketEntry>> {
         if let Some(hit) = self.cache.bucket(name) {
             return Ok(hit);
@@ -195,19 +208,19 @@ impl Gateway {
         if decision.allowed { Ok((sb.clone(), db.clone())) } else { Err(Error::AccessDenied) }
     }
 
-    /// May the caller see this bucket in ListBuckets? (read, no audit event per bucket)
-    pub(crate) fn may_list(&self, caller: &Caller, entry: &BucketEntry) -> bool {
-        entry.bucket.as_ref().is_some_and(|b| self.decide_for(caller, b, &entry.grants, Action::List).allowed)
-    }
-
     /// The caller's role on a bucket it may see, as its credential, the endpoint and the
     /// tier allow it (each may make every role `read`); `None` when it may not see it.
     pub(crate) fn role_on(&self, caller: &Caller, entry: &BucketEntry) -> Option<Role> {
-        if !self.may_list(caller, entry) {
+        self.role_on_bucket(caller, entry.bucket.as_ref()?, &entry.grants)
+    }
+
+    /// [`Gateway::role_on`] a bucket and its grants. Seeing it is the decision for `list`
+    /// (no audit event per bucket).
+    pub(crate) fn role_on_bucket(&self, caller: &Caller, bucket: &Bucket, grants: &[Grant]) -> Option<Role> {
+        if !self.decide_for(caller, bucket, grants, Action::List).allowed {
             return None;
         }
-        let bucket = entry.bucket.as_ref()?;
-        let (role, _) = self.role_source(&caller.principal, bucket, &entry.grants, Action::List).ok()?;
+        let (role, _) = self.role_source(&caller.principal, bucket, grants, Action::List).ok()?;
         let read_only =
             caller.narrowing.read_only || caller.read_only_endpoint || self.tier_rules(&bucket.tier).read_only;
         Some(if read_only { role.min(Role::Read) } else { role })

@@ -1,11 +1,12 @@
 //! Bucket use cases: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation.
 
-use coffer_core::{Action, Bucket, BucketName, Classification, Role};
+use coffer_core::{Action, Bucket, BucketName, Classification, Grantee, Role};
 
 use crate::{Caller, Error, Gateway, Result, now};
 
-/// Names the HTTP server routes elsewhere (`/healthz`, `/readyz`, `/metrics`, `/api/…`).
-pub const RESERVED_BUCKET_NAMES: [&str; 4] = ["healthz", "readyz", "metrics", "api"];
+/// Names the HTTP server routes elsewhere (`/healthz`, `/readyz`, `/metrics`, `/api/…`,
+/// `/console/…`).
+pub const RESERVED_BUCKET_NAMES: [&str; 5] = ["healthz", "readyz", "metrics", "api", "console"];
 
 /// Parse a new bucket's name: the S3 rules, and none of the reserved names.
 pub(crate) fn parse_bucket_name(name: &str) -> Result<BucketName> {
@@ -23,12 +24,35 @@ impl Gateway {
     }
 
     /// The buckets the caller may read, by name, each with the caller's role on it.
+    ///
+    /// Only the buckets where the caller can have a role are decided: all of them for the
+    /// platform admin, else those it owns, those granted to it or to one of its groups, and
+    /// those a policy governs — every other bucket gives no role, so the answer is the same
+    /// as deciding every bucket, in time proportional to the caller's buckets.
     pub async fn visible_buckets(&self, caller: &Caller) -> Result<Vec<(Bucket, Role)>> {
-        let mut out = Vec::new();
-        for b in self.store.list_buckets().await? {
-            let entry = self.bucket_entry(b.name.as_str()).await?;
-            if let Some(role) = self.role_on(caller, &entry) {
-                out.push((b, role));
+        let listing = self.listing().await?;
+        let p = &caller.principal;
+        let candidates: Vec<usize> = if p.is_admin {
+            (0..listing.buckets.len()).collect()
+        } else {
+            let mut c: Vec<usize> = Vec::new();
+            c.extend(listing.by_owner.get(&p.name).into_iter().flatten());
+            c.extend(listing.by_grantee.get(&Grantee::User(p.name.clone())).into_iter().flatten());
+            for g in &p.groups {
+                c.extend(listing.by_grantee.get(&Grantee::Group(g.clone())).into_iter().flatten());
+            }
+            if let Some(policy) = &self.policy {
+                c.extend((0..listing.buckets.len()).filter(|&i| policy.governs(listing.buckets[i].0.name.as_str())));
+            }
+            c.sort_unstable();
+            c.dedup();
+            c
+        };
+        let mut out = Vec::with_capacity(candidates.len());
+        for i in candidates {
+            let (bucket, grants) = &listing.buckets[i];
+            if let Some(role) = self.role_on_bucket(caller, bucket, grants) {
+                out.push((bucket.clone(), role));
             }
         }
         Ok(out)

@@ -9,7 +9,8 @@
 //!   and shared as `Arc`.
 //! - [`error`] — [`Error`], the domain errors front ends map to their wire format.
 //! - [`cache`] — the read-through cache of keys and buckets, dropped when the store's
-//!   revision moves ([`Gateway::watch_changes`]).
+//!   revision moves ([`Gateway::watch_changes`]: PostgreSQL change notifications as they
+//!   commit, and a poll of the revision — the only mechanism on SQLite).
 //! - [`authorize`] — [`Caller`] (who, under which narrowing) and the checks every use case
 //!   begins with.
 //! - [`audit`] — each decision to the log (`target: "coffer::audit"`) and, in batches, to
@@ -66,6 +67,14 @@ pub use error::{Error, Result};
 
 /// How long each readiness check may take.
 pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+/// The longest a revision poll may take before the cache is dropped (fail closed): one poll
+/// interval plus this stays under the one second in which a revocation must take effect.
+pub const REVISION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+const _: () = assert!(
+    cache::POLL_INTERVAL.as_millis() + REVISION_TIMEOUT.as_millis() < 1000
+        && cache::SAFETY_POLL_INTERVAL.as_millis() + REVISION_TIMEOUT.as_millis() < 1000,
+    "a poll interval plus the revision timeout must stay under a second (DESIGN.md, Authorization rule 4)"
+);
 
 /// The gateway: everything a use case needs, built once at start-up.
 pub struct Gateway {
@@ -194,30 +203,139 @@ impl Gateway {
         Ok(())
     }
 
-    /// Poll the store's revision every [`cache::POLL_INTERVAL`] and drop the cache when it
-    /// moves, until `shutdown` resolves. Run one per process.
+    /// Keep the cache true to the store until `shutdown` resolves. Run one per process.
+    ///
+    /// Where the store sends change notifications (PostgreSQL LISTEN/NOTIFY), the cache is
+    /// dropped as soon as one reports a revision newer than the last seen. The revision is
+    /// polled all the same: every [`cache::SAFETY_POLL_INTERVAL`] while notifications arrive,
+    /// every [`cache::POLL_INTERVAL`] without them (SQLite, a failed subscription — retried
+    /// every [`cache::RESUBSCRIBE_INTERVAL`] — or a lost connection). On any doubt the cache
+    /// is dropped: a lost or re-established listening connection, an ended stream, a failed
+    /// poll or one that takes longer than [`REVISION_TIMEOUT`]. Either interval plus that
+    /// timeout is under the second in which a revocation must take effect, even should the
+    /// notifications stop silently. Store calls run concurrently with the wait for
+    /// notifications, so a slow poll never holds one up.
     pub async fn watch_changes(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        use coffer_metadata::{ChangeEvent, ChangeStream};
+        use futures::future::BoxFuture;
+        use tokio::time::{Instant, sleep_until};
+
+        /// The outcome of a store call in flight, or never.
+        async fn in_flight<T>(call: &mut Option<BoxFuture<'_, T>>) -> T {
+            match call {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        }
+        /// The next event of the stream (`None`: it ended), or never without one.
+        async fn next_change(stream: &mut Option<ChangeStream>) -> Option<ChangeEvent> {
+            match stream {
+                Some(s) => s.next().await,
+                None => std::future::pending().await,
+            }
+        }
+
         tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(cache::POLL_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let store = &self.store;
+        let mut stream: Option<ChangeStream> = None;
+        // Notifications arrive: poll slowly.
+        let mut listening = false;
+        // The store may send notifications (until it says it never will).
+        let mut may_listen = true;
+        let mut subscribing: Option<BoxFuture<'_, coffer_metadata::Result<Option<ChangeStream>>>> =
+            Some(store.subscribe_changes());
+        type Polled = std::result::Result<coffer_metadata::Result<i64>, tokio::time::error::Elapsed>;
+        let mut polling: Option<BoxFuture<'_, Polled>> = None;
+        let mut next_poll = Instant::now();
+        let mut next_subscribe = Instant::now();
         loop {
             tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tick.tick() => {
-                    match self.store.revision().await {
-                        Ok(r) => {
-                            if self.cache.observe_revision(r) {
-                                tracing::debug!(revision = r, "metadata changed; cache dropped");
-                            }
+                _ = &mut shutdown => break,
+                event = next_change(&mut stream) => match event {
+                    Some(ChangeEvent::Changed(r)) => {
+                        if self.cache.observe_notification(r) {
+                            tracing::debug!(revision = r, "metadata changed (notified); cache dropped");
+                        }
+                    }
+                    Some(ChangeEvent::Lost) => {
+                        self.cache.invalidate();
+                        listening = false;
+                        next_poll = Instant::now();
+                        tracing::warn!("change notifications lost; cache dropped, polling every {:?}", cache::POLL_INTERVAL);
+                    }
+                    Some(ChangeEvent::Reconnected) => {
+                        // Changes made meanwhile were not notified.
+                        self.cache.invalidate();
+                        listening = true;
+                        next_poll = Instant::now();
+                        tracing::info!("change notifications resumed; cache dropped");
+                    }
+                    None => {
+                        self.cache.invalidate();
+                        stream = None;
+                        listening = false;
+                        next_poll = Instant::now();
+                        next_subscribe = Instant::now() + cache::RESUBSCRIBE_INTERVAL;
+                        tracing::warn!("change notifications ended; cache dropped, listening again soon");
+                    }
+                },
+                subscribed = in_flight(&mut subscribing) => {
+                    subscribing = None;
+                    match subscribed {
+                        Ok(Some(s)) => {
+                            stream = Some(s);
+                            listening = true;
+                            // Changes committed before the LISTEN took effect were not
+                            // notified: read the revision once more now that it has.
+                            next_poll = Instant::now();
+                            tracing::info!(
+                                "listening for metadata changes; polling every {:?} as a safety net",
+                                cache::SAFETY_POLL_INTERVAL
+                            );
+                        }
+                        Ok(None) => {
+                            may_listen = false;
+                            tracing::debug!("the metadata store sends no change notifications; polling every {:?}", cache::POLL_INTERVAL);
                         }
                         Err(e) => {
-                            // Fail closed: without a fresh revision we cannot vouch for the cache.
-                            self.cache.invalidate();
-                            tracing::warn!(error = %e, "cannot read the metadata revision");
+                            next_subscribe = Instant::now() + cache::RESUBSCRIBE_INTERVAL;
+                            tracing::warn!(error = %e, "cannot listen for metadata changes; polling every {:?}", cache::POLL_INTERVAL);
                         }
                     }
                 }
+                polled = in_flight(&mut polling) => {
+                    polling = None;
+                    match polled {
+                        Ok(Ok(r)) => {
+                            if self.cache.observe_revision(r) {
+                                tracing::debug!(revision = r, "metadata changed (polled); cache dropped");
+                            }
+                        }
+                        // Fail closed: without a fresh revision we cannot vouch for the cache.
+                        Ok(Err(e)) => {
+                            self.cache.invalidate();
+                            tracing::warn!(error = %e, "cannot read the metadata revision");
+                        }
+                        Err(_) => {
+                            self.cache.invalidate();
+                            tracing::warn!("the metadata revision did not answer within {REVISION_TIMEOUT:?}; cache dropped");
+                        }
+                    }
+                }
+                _ = sleep_until(next_poll), if polling.is_none() => {
+                    polling = Some(Box::pin(tokio::time::timeout(REVISION_TIMEOUT, store.revision())));
+                    let every = if listening { cache::SAFETY_POLL_INTERVAL } else { cache::POLL_INTERVAL };
+                    next_poll = Instant::now() + every;
+                }
+                _ = sleep_until(next_subscribe), if may_listen && stream.is_none() && subscribing.is_none() => {
+                    subscribing = Some(store.subscribe_changes());
+                }
             }
+        }
+        drop(polling);
+        drop(subscribing);
+        if let Some(s) = stream {
+            s.close().await;
         }
     }
 }

@@ -43,11 +43,18 @@ impl Default for LinkRules {
     }
 }
 
-/// A link as its manager sees it: the record and its token (the secret part of the URL).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A link as its manager sees it: the record and its token (the secret part of the URL;
+/// its `Debug` leaves the token out).
+#[derive(Clone, PartialEq, Eq)]
 pub struct LinkView {
     pub link: ShareLink,
     pub token: String,
+}
+
+impl std::fmt::Debug for LinkView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkView").field("link", &self.link).field("token", &"<redacted>").finish()
+    }
 }
 
 fn no_link() -> Error {

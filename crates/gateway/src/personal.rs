@@ -53,6 +53,12 @@ impl Gateway {
         self
     }
 
+    /// The names `user`'s personal bucket may have (none when personal buckets are off);
+    /// theirs is the one of these they own.
+    pub fn personal_bucket_names(&self, user: &str) -> Vec<String> {
+        self.personal.as_ref().map(|rule| candidates(&rule.template, user)).unwrap_or_default()
+    }
+
     /// Make sure `user` has a personal bucket (when enabled); returns its name. Cheap after
     /// the first call: the answer is cached until the metadata changes.
     pub async fn ensure_personal_bucket(&self, user: &str) -> Result<Option<String>> {

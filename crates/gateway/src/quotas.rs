@@ -49,6 +49,18 @@ pub struct QuotaReport {
     pub usage: Usage,
 }
 
+/// A user record with their quota and usage ([`Gateway::list_users`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserReport {
+    pub user: coffer_core::User,
+    /// Their quota over every bucket they own, if one is set.
+    pub quota: Option<Quota>,
+    /// The tracked usage of the buckets they own.
+    pub usage: Usage,
+    /// How many of their buckets are not tracked (not in `usage`).
+    pub untracked_buckets: u64,
+}
+
 /// A write that was admitted: what to add to the usage once it is stored.
 #[derive(Debug)]
 pub(crate) struct Admission {
@@ -307,6 +319,33 @@ impl Gateway {
     pub async fn remove_quota(&self, caller: &Caller, scope: &QuotaScope) -> Result<()> {
         self.require_platform_admin(caller)?;
         self.admin_remove_quota(scope).await
+    }
+
+    /// Every user record with their quota (if any) and usage, for the platform admin (a
+    /// credential narrowed to some buckets is not enough). The usage is the tracked one —
+    /// every bucket under a quota is tracked; `untracked_buckets` counts the others, which
+    /// [`Gateway::user_quota`] measures.
+    pub async fn list_users(&self, caller: &Caller) -> Result<Vec<UserReport>> {
+        if !caller.principal.is_admin || caller.narrowing.buckets.is_some() {
+            return Err(Error::Forbidden("only the platform admin may list users".into()));
+        }
+        let mut quotas: std::collections::BTreeMap<String, Quota> = self
+            .store
+            .list_quotas()
+            .await?
+            .into_iter()
+            .filter_map(|q| match &q.scope {
+                QuotaScope::User(u) => Some((u.clone(), q.clone())),
+                QuotaScope::Bucket(_) => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for user in self.store.list_users().await? {
+            let (usage, untracked) = self.store.owner_usage(user.name.as_str()).await?;
+            let quota = quotas.remove(user.name.as_str());
+            out.push(UserReport { user, quota, usage, untracked_buckets: untracked as u64 });
+        }
+        Ok(out)
     }
 
     fn require_platform_admin(&self, caller: &Caller) -> Result<()> {

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use coffer_core::{BucketName, Classification, Narrowing, Principal};
+use coffer_identity::console::{CookieError, WebSession};
 use coffer_identity::session::{self, SessionCredentials};
 use coffer_identity::{OidcVerifier, TokenError, TokenIdentity};
 use serde::Deserialize;
@@ -118,6 +119,28 @@ impl Gateway {
     /// The principal named by a trusted sidecar's headers; `None` for a reserved name.
     pub fn principal_for_headers(&self, id: &coffer_identity::HeaderIdentity) -> Option<Principal> {
         external_name_allowed(&id.username).then(|| self.clearances.principal(&id.username, &id.groups, None))
+    }
+
+    /// The principal behind a web console session cookie, and the session (for its CSRF
+    /// token). The cookie's signature and expiry are checked here; clearance and the
+    /// platform-admin flag come from its groups now, as for a token.
+    pub fn principal_for_web_session(&self, cookie: &str) -> Result<(Principal, WebSession), CookieError> {
+        let s = coffer_identity::console::open_session(&self.server_key, cookie, now())?;
+        if !external_name_allowed(&s.user) {
+            // Never minted so; refused all the same.
+            return Err(CookieError::Malformed);
+        }
+        Ok((self.clearances.principal(&s.user, &s.groups, None), s))
+    }
+
+    /// The server key, for the front ends that sign their own cookies (the web console).
+    pub fn server_key(&self) -> &coffer_identity::ServerKey {
+        &self.server_key
+    }
+
+    /// The verifier of the configured OpenID issuers, when there are any.
+    pub fn token_verifier(&self) -> Option<Arc<OidcVerifier>> {
+        self.federation.as_ref().map(|f| f.verifier.clone())
     }
 
     /// Enable `AssumeRoleWithWebIdentity`.

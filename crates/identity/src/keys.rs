@@ -5,10 +5,20 @@ use rand::distributions::Alphanumeric;
 use rand::rngs::OsRng;
 
 /// A fresh access key: the secret is shown to its owner once and then only kept sealed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` shows the id only, so a key never reaches a log by accident.
+#[derive(Clone, PartialEq, Eq)]
 pub struct GeneratedKey {
     pub access_key_id: String,
     pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
 }
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -37,5 +47,13 @@ mod tests {
         assert_eq!(a.secret_access_key.len(), 40);
         assert!(a.secret_access_key.bytes().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let k = generate_access_key();
+        let shown = format!("{k:?} {k:#?}");
+        assert!(shown.contains(&k.access_key_id), "{shown}");
+        assert!(!shown.contains(&k.secret_access_key), "{shown}");
     }
 }

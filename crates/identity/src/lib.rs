@@ -23,7 +23,11 @@
 //!   derives from the server key, and a signed, self-describing session token.
 //! - [`sigv4`] — [`sigv4::verify`]: AWS Signature Version 4 in the `Authorization` header
 //!   (S3 flavour) for the JSON REST API, and [`sigv4::PayloadCheck`] for the body's hash.
+//! - [`console`] — the web console's browser sessions: the signed session cookie with its
+//!   CSRF token, the signed state of a sign-in (PKCE, `state`, `nonce`); the sign-in itself
+//!   is the authorization code flow of [`oidc::code_flow`].
 
+pub mod console;
 pub mod headers;
 pub mod keys;
 pub mod oidc;

@@ -132,4 +132,17 @@ mod tests {
         assert!(ServerKey::from_base64("c2hvcnQ=").is_err());
         assert!(format!("{k:?}").contains('…'));
     }
+
+    #[test]
+    fn debug_never_shows_the_key_or_its_bytes() {
+        let k = ServerKey::generate();
+        let shown = format!("{k:?} {k:#?}");
+        assert!(!shown.contains(&k.to_base64()), "{shown}");
+        assert!(!shown.contains(&hex::encode(k.0)), "{shown}");
+        assert!(!shown.contains(&format!("{:?}", k.0)), "{shown}");
+        // Errors name what is wrong, not the key or the secret.
+        let sealed = k.seal("CKID", "s3cr3t-value-123");
+        let e = ServerKey::generate().open("CKID", &sealed).unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("s3cr3t"));
+    }
 }

@@ -43,13 +43,25 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-/// The credentials handed to the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The credentials handed to the client. Its `Debug` shows neither the secret nor the
+/// token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionCredentials {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: String,
     pub expires_at: i64,
+}
+
+impl std::fmt::Debug for SessionCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// Why a session token was refused.
@@ -208,6 +220,24 @@ mod tests {
         let c = mint(&key, alice(), n, "test", 1000, 4600);
         let s = verify(&key, &c.access_key_id, &c.session_token, 1500).unwrap();
         assert_eq!(s.narrowing.expires_at, Some(2000));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let key = ServerKey::generate();
+        let c = mint(&key, alice(), narrowed(), "test", 1000, 4600);
+        let shown = format!("{c:?} {c:#?} {key:?} {key:#?}");
+        assert!(shown.contains(&c.access_key_id), "{shown}");
+        for secret in [&c.secret_access_key, &c.session_token, &key.to_base64()] {
+            assert!(!shown.contains(secret.as_str()), "{shown}");
+        }
+        // Nor any piece of the token's signature or of the derived secret.
+        let (_, tag) = c.session_token.rsplit_once('.').unwrap();
+        assert!(!shown.contains(tag) && !shown.contains(&c.secret_access_key[..20]), "{shown}");
+        // A verified session is who and what, not how to authenticate as it.
+        let s = verify(&key, &c.access_key_id, &c.session_token, 2000).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(&c.secret_access_key) && !shown.contains(tag), "{shown}");
     }
 
     #[test]

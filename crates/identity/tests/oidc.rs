@@ -208,3 +208,36 @@ fn service_account_tokens_name_their_namespace() {
     let person = with(sa, "sub", json!("alice"));
     assert!(matches!(v.verify(&sign(&person, "rsa-a.pem", "key-a"), t), Err(TokenError::MissingClaim(_))));
 }
+
+#[test]
+fn id_tokens_are_for_the_console_client_with_the_sign_ins_nonce() {
+    let (v, _dir) = verifier(Duration::from_secs(10));
+    let t = now();
+    let id_token = |c: Value| sign(&c, "rsa-a.pem", "key-a");
+    let good = with(with(claims(), "aud", json!("coffer-console")), "nonce", json!("n-123"));
+    let id = v.verify_id_token(&id_token(good.clone()), t, ISSUER, "coffer-console", "n-123").unwrap();
+    // The issuer's claim mapping applies as for bearer tokens.
+    assert_eq!(id.username, "alice");
+    assert!(id.groups.contains("analysts") && id.groups.contains("protected-b-reader"));
+    // An ID token is no bearer token: its audience is the console's client, not coffer's.
+    assert_eq!(v.verify(&id_token(good.clone()), t).unwrap_err(), TokenError::WrongAudience);
+    #[rustfmt::skip]
+    let table: Vec<(&str, Value, TokenError)> = vec![
+        ("another nonce", with(good.clone(), "nonce", json!("n-999")), TokenError::WrongNonce),
+        ("no nonce", with(good.clone(), "nonce", json!(null)), TokenError::WrongNonce),
+        ("an access token for coffer", with(good.clone(), "aud", json!("coffer")), TokenError::WrongAudience),
+        ("authorized for another party", with(good.clone(), "azp", json!("other-app")), TokenError::WrongAudience),
+        ("expired", with(good.clone(), "exp", json!(t - 120)), TokenError::Expired),
+    ];
+    for (what, c, want) in table {
+        assert_eq!(v.verify_id_token(&id_token(c), t, ISSUER, "coffer-console", "n-123").unwrap_err(), want, "{what}");
+    }
+    // Several audiences, the client among them, authorized for the client: accepted.
+    let multi = with(with(good.clone(), "aud", json!(["coffer-console", "account"])), "azp", json!("coffer-console"));
+    assert!(v.verify_id_token(&id_token(multi), t, ISSUER, "coffer-console", "n-123").is_ok());
+    // Only from the console's issuer, even when another configured issuer signed it.
+    assert_eq!(
+        v.verify_id_token(&id_token(good), t, "https://other.test", "coffer-console", "n-123").unwrap_err(),
+        TokenError::UnknownIssuer
+    );
+}

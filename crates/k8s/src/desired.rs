@@ -56,8 +56,8 @@ pub struct Volume<'a> {
     pub read_only: bool,
 }
 
-/// A key for a CSI driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A key for a CSI driver (its `Debug` leaves the secret out).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     pub access_key_id: String,
     pub secret_access_key: String,
@@ -65,6 +65,17 @@ pub struct Credential {
     pub created_at: i64,
     /// The key this one replaced, still valid until the given time (Unix seconds).
     pub previous: Option<(String, i64)>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("previous", &self.previous)
+            .finish()
+    }
 }
 
 /// A Kubernetes name for `parts` joined with `-`: lower-case, `[a-z0-9-]`, at most 63

@@ -8,7 +8,12 @@
 //! - Every mutation runs in one transaction whose first statement bumps `revision.value`.
 //!   Taking the write lock first serialises writers (PostgreSQL waits on the revision row;
 //!   SQLite's busy handler can still retry because no read snapshot is held yet), so the
-//!   read-then-write steps inside a mutation never race with another writer.
+//!   read-then-write steps inside a mutation never race with another writer. On PostgreSQL
+//!   the second statement is `pg_notify('coffer_changes', <new revision>)`: sent at commit,
+//!   not at all on a rollback, and — writers being serialised by the row lock — in revision
+//!   order.
+//! - [`MetadataStore::subscribe_changes`] opens one more connection, outside the pool, for
+//!   the `LISTEN` (see [`crate::changes`]).
 //! - The audit trail and bucket usage are not about rights: writing them does not bump the
 //!   revision, so their writes are single statements that are atomic by themselves.
 //! - Foreign keys do the cascades (`grants`, `share_links`, `bucket_quotas` and
@@ -36,6 +41,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::BigInt;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::changes::{self, ChangeStream};
 use crate::schema::{
     access_keys, audit_events, bucket_quotas, bucket_usage, buckets, grants, revision, share_links, user_quotas, users,
 };
@@ -48,8 +54,11 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 
 const PG_POOL_SIZE: u32 = 8;
 const SQLITE_POOL_SIZE: u32 = 4;
-/// How long to wait for a connection, from the pool or (PostgreSQL) from the server.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for a connection, from the pool or (PostgreSQL) from the server. While
+/// the database is down every call waits this long before it fails (`Unavailable`, a 503),
+/// and r2d2 retries its connects at most every half of it, so it also bounds how soon the
+/// pool recovers. 2 s is libpq's smallest `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Session-level advisory lock held while migrating PostgreSQL, so that replicas starting
 /// together apply the migrations once ("coffer" in ASCII).
 const PG_MIGRATION_LOCK: i64 = 0x636f_6666_6572;
@@ -360,12 +369,17 @@ fn may_be_stored(name: &str) -> bool {
     !name.contains('\0')
 }
 
+/// Move the revision (taking the write lock) and, on PostgreSQL, notify the listeners of
+/// the new value at commit.
 fn bump_revision(conn: &mut AnyConnection) -> Result<()> {
     let updated = diesel::update(revision::table.filter(revision::id.eq(1)))
         .set(revision::value.eq(revision::value + 1_i64))
         .execute(conn)?;
     if updated != 1 {
         return Err(Error::Corrupt("the revision row is missing".to_owned()));
+    }
+    if let AnyConnection::Postgresql(conn) = conn {
+        diesel::sql_query(changes::notify_sql()).execute(conn)?;
     }
     Ok(())
 }
@@ -811,6 +825,23 @@ impl MetadataStore for DieselStore {
                 .ok_or_else(|| Error::Corrupt("the revision row is missing".to_owned()))
         })
         .await
+    }
+
+    async fn subscribe_changes(&self) -> Result<Option<ChangeStream>> {
+        let Target::Postgres { url, .. } = &*self.target else { return Ok(None) };
+        let url = url.clone();
+        let target = Arc::clone(&self.target);
+        tokio::task::spawn_blocking(move || {
+            let connect = move || -> Result<PgConnection> {
+                let mut conn = PgConnection::establish(&url).map_err(|e| target.unavailable(e))?;
+                changes::listen(&mut conn).map_err(|e| target.unavailable(format_args!("LISTEN: {e}")))?;
+                Ok(conn)
+            };
+            let first = connect()?;
+            changes::spawn_pg_listener(first, connect).map(Some)
+        })
+        .await
+        .map_err(join_error)?
     }
 
     async fn create_user(&self, user: &User) -> Result<()> {
@@ -1424,9 +1455,9 @@ mod tests {
     #[test]
     fn postgres_urls_get_a_connect_timeout_once() {
         let Ok(Target::Postgres { url, .. }) = Target::parse("postgres://u@h/db") else { panic!() };
-        assert_eq!(url, "postgres://u@h/db?connect_timeout=5");
+        assert_eq!(url, "postgres://u@h/db?connect_timeout=2");
         let Ok(Target::Postgres { url, .. }) = Target::parse("postgres://u@h/db?sslmode=require") else { panic!() };
-        assert_eq!(url, "postgres://u@h/db?sslmode=require&connect_timeout=5");
+        assert_eq!(url, "postgres://u@h/db?sslmode=require&connect_timeout=2");
         let Ok(Target::Postgres { url, .. }) = Target::parse("postgres://u@h/db?connect_timeout=9") else { panic!() };
         assert_eq!(url, "postgres://u@h/db?connect_timeout=9");
     }

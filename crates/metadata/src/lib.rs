@@ -6,6 +6,9 @@
 //!
 //! ## Layout
 //! - this file — the [`MetadataStore`] trait, its [`Error`], and [`open`].
+//! - `changes.rs` — [`ChangeStream`]: committed changes as they commit (PostgreSQL
+//!   LISTEN/NOTIFY on channel [`CHANNEL`](changes::CHANNEL), followed by a thread of its own
+//!   that reconnects with a backoff and says when it lost the connection).
 //! - `diesel_store.rs` — the implementation on Diesel 2.3: one `MultiConnection` enum over
 //!   `PgConnection` and `SqliteConnection`, an r2d2 pool, every call on `spawn_blocking`.
 //! - `schema.rs` — the Diesel table definitions, shared by both databases.
@@ -13,19 +16,26 @@
 //!
 //! Every mutation bumps a single revision counter in the same transaction; [`MetadataStore::revision`]
 //! reads it, so any process (another replica, `coffer admin`) can tell within a poll that
-//! something changed and drop its caches. Writes that are not about rights — bucket usage
-//! and the audit trail — leave it alone.
+//! something changed and drop its caches. On PostgreSQL the same transaction also sends
+//! `NOTIFY coffer_changes, '<revision>'`, delivered at commit, so that
+//! [`MetadataStore::subscribe_changes`] tells every listener at once instead of at its next
+//! poll; SQLite has no notifications and is polled. Writes that are not about rights — bucket
+//! usage and the audit trail — move neither the counter nor notify.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use coffer_core::{
     AccessKey, AuditEvent, AuditFilter, Bucket, Grant, Grantee, Quota, QuotaScope, ShareLink, Usage, User,
 };
 
+pub mod changes;
 mod diesel_store;
 mod schema;
 
+/// The attribute [`MetadataStore`] is written with, for implementations elsewhere (store
+/// wrappers in tests and benchmarks) without a dependency of their own.
+pub use async_trait::async_trait;
+pub use changes::{ChangeEvent, ChangeStream};
 pub use diesel_store::DieselStore;
 
 /// What can go wrong in the store. Messages name the record, never a secret.
@@ -63,6 +73,16 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// The change counter: greater after every committed mutation, by any process.
     async fn revision(&self) -> Result<i64>;
+    /// Hear of committed mutations as they commit, by any process: each moves the
+    /// [`revision`](Self::revision) to the value it reports (see [`ChangeStream`]).
+    /// `Ok(None)` where the database cannot tell (SQLite): poll `revision` instead.
+    /// `Unavailable` if listening cannot start now; a stream that was started reconnects by
+    /// itself, reporting [`ChangeEvent::Lost`] and [`ChangeEvent::Reconnected`].
+    ///
+    /// The default is `Ok(None)`; a store that wraps another should delegate.
+    async fn subscribe_changes(&self) -> Result<Option<ChangeStream>> {
+        Ok(None)
+    }
 
     /// `Conflict` if the name is taken.
     async fn create_user(&self, user: &User) -> Result<()>;

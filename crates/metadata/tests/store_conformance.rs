@@ -15,9 +15,9 @@ use coffer_core::{
     AccessKey, Bucket, BucketName, Classification, Grant, Grantee, Narrowing, Principal, Quota, QuotaScope, Role,
     ShareLink, ShareTarget, Usage, User, UserName,
 };
-use coffer_metadata::{DieselStore, Error, MetadataStore};
+use coffer_metadata::{ChangeEvent, ChangeStream, DieselStore, Error, MetadataStore};
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -78,6 +78,19 @@ impl TestDb {
             Place::Postgres { .. } => PgConnection::establish(&self.url).expect("connect").batch_execute(sql),
         }
         .expect("raw SQL");
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.place, Place::Postgres { .. })
+    }
+
+    /// PostgreSQL only: the count a `SELECT count(*) …` answers, behind the store's back.
+    fn pg_count(&self, sql: &str) -> i64 {
+        let mut conn = PgConnection::establish(&self.url).expect("connect");
+        // As a scalar subquery: `select` writes the `SELECT`.
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!("({sql})")))
+            .get_result(&mut conn)
+            .expect("count")
     }
 }
 
@@ -159,6 +172,8 @@ conformance!(
     owner_usage_sums_tracked_and_counts_untracked,
     deleting_a_bucket_deletes_its_quota_and_usage,
     concurrent_usage_additions,
+    change_notifications,
+    change_stream_reconnects,
 );
 
 // ---- sample records ----
@@ -1164,4 +1179,127 @@ async fn concurrent_usage_additions(db: &TestDb) {
     let fresh = stores[1].bucket_usage("fresh").await.unwrap().expect("tracked");
     assert!(fresh.bytes == fresh.objects && fresh.bytes < tasks as u64, "one of the values set: {fresh:?}");
     assert_eq!(stores[1].revision().await.unwrap(), rev, "usage does not move the revision");
+}
+
+// ---- change notifications ----
+
+/// How long a notification may take to arrive in these tests (it takes milliseconds).
+const EVENT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn next_event(stream: &mut ChangeStream) -> ChangeEvent {
+    tokio::time::timeout(EVENT_WAIT, stream.next())
+        .await
+        .expect("no change event within the time limit")
+        .expect("the change stream ended")
+}
+
+async fn subscribe(store: &DieselStore) -> ChangeStream {
+    store.subscribe_changes().await.expect("subscribe").expect("PostgreSQL streams changes")
+}
+
+/// The listening backends of this test's database.
+const LISTENERS: &str = "SELECT count(*) FROM pg_stat_activity \
+    WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()";
+
+async fn change_notifications(db: &TestDb) {
+    let store = db.store().await;
+    if !db.is_postgres() {
+        assert!(store.subscribe_changes().await.unwrap().is_none(), "SQLite has no notifications: poll");
+        return;
+    }
+    let other = db.store().await;
+    let mut first = subscribe(&store).await;
+    let mut second = subscribe(&store).await;
+
+    // A mutation through another handle reaches every listener, with the new revision.
+    other.create_user(&user("alice")).await.unwrap();
+    let rev = other.revision().await.unwrap();
+    assert_eq!(next_event(&mut first).await, ChangeEvent::Changed(rev));
+    assert_eq!(next_event(&mut second).await, ChangeEvent::Changed(rev));
+
+    // Concurrent writers: one notification each, in revision order.
+    let handles = [Arc::new(db.store().await), Arc::new(db.store().await)];
+    let writers: Vec<_> = (0..12)
+        .map(|i| {
+            let s = Arc::clone(&handles[i % 2]);
+            tokio::spawn(async move {
+                s.create_user(&user(&format!("user{i:02}"))).await.unwrap();
+                // No such bucket: fails, and moves nothing.
+                s.put_grant(&grant("nope", to_user("x"), Role::Read)).await.unwrap_err();
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let last = other.revision().await.unwrap();
+    assert_eq!(last, rev + 12, "failed mutations do not move the revision");
+    for expected in rev + 1..=last {
+        assert_eq!(next_event(&mut first).await, ChangeEvent::Changed(expected));
+    }
+
+    // Reads, failed mutations, usage and the audit trail notify nobody: the next event is
+    // the next mutation's.
+    other.create_bucket(&bucket("data", "alice")).await.unwrap();
+    assert_eq!(next_event(&mut first).await, ChangeEvent::Changed(last + 1));
+    other.list_users().await.unwrap();
+    assert_conflict(other.create_user(&user("alice")).await, "user", "alice");
+    other.set_bucket_usage("data", usage(1, 1)).await.unwrap();
+    other.add_bucket_usage("data", 5, 1).await.unwrap();
+    other.append_audit(&[event(1, "alice", "data", true)]).await.unwrap();
+    other.remove_grant("data", &to_user("nobody")).await.unwrap_err();
+    store.put_grant(&grant("data", to_user("bob"), Role::Read)).await.unwrap();
+    assert_eq!(next_event(&mut first).await, ChangeEvent::Changed(last + 2));
+
+    // The listener that is not read from has them all too, in order.
+    let mut seen = Vec::new();
+    while seen.last() != Some(&ChangeEvent::Changed(last + 2)) {
+        seen.push(next_event(&mut second).await);
+    }
+    let expected: Vec<_> = (rev + 1..=last + 2).map(ChangeEvent::Changed).collect();
+    assert_eq!(seen, expected);
+
+    // Closing a stream closes its connection.
+    assert_eq!(db.pg_count(LISTENERS), 2);
+    first.close().await;
+    drop(second);
+    let start = std::time::Instant::now();
+    while db.pg_count(LISTENERS) != 0 {
+        assert!(start.elapsed() < EVENT_WAIT, "the listening connections were not closed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn change_stream_reconnects(db: &TestDb) {
+    let store = db.store().await;
+    if !db.is_postgres() {
+        return; // nothing to reconnect: see `change_notifications`
+    }
+    let mut stream = subscribe(&store).await;
+    assert_eq!(db.pg_count(LISTENERS), 1);
+
+    // Its listening backend is terminated: the stream says so, then listens again.
+    db.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(next_event(&mut stream).await, ChangeEvent::Lost);
+    assert_eq!(next_event(&mut stream).await, ChangeEvent::Reconnected);
+    assert_eq!(db.pg_count(LISTENERS), 1);
+
+    // ... and reports changes again.
+    store.create_user(&user("alice")).await.unwrap();
+    let rev = store.revision().await.unwrap();
+    assert_eq!(next_event(&mut stream).await, ChangeEvent::Changed(rev));
+
+    // Twice.
+    db.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(next_event(&mut stream).await, ChangeEvent::Lost);
+    assert_eq!(next_event(&mut stream).await, ChangeEvent::Reconnected);
+    store.delete_user("alice").await.unwrap();
+    assert_eq!(next_event(&mut stream).await, ChangeEvent::Changed(rev + 1));
+    stream.close().await;
 }

@@ -2,7 +2,10 @@
 //! 1. `Authorization: Bearer <token>` — an OIDC token from a configured issuer;
 //! 2. `Authorization: AWS4-HMAC-SHA256 …` — an access key (long-term, or STS session
 //!    credentials with `x-amz-security-token`), signed as for S3 (service `s3`);
-//! 3. the identity headers of a trusted auth sidecar, believed only from its addresses;
+//! 3. the web console's session cookie (`coffer_session`) — state-changing requests (POST,
+//!    PUT, PATCH, DELETE) must then carry the session's CSRF token in `X-CSRF-Token`, or are
+//!    refused with 403 (a cross-site page can make a browser send the cookie, not the header);
+//! 4. the identity headers of a trusted auth sidecar, believed only from its addresses;
 //!
 //! otherwise nobody: 401. A SigV4 request that declares its payload's SHA-256 has its body
 //! checked as it streams ([`check_signed_payload`]): a body that does not match fails the
@@ -10,16 +13,19 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, OriginalUri, Request};
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use coffer_core::{Narrowing, Principal};
 use coffer_gateway::{Caller, RequestInfo};
 use coffer_identity::HeaderOutcome;
+use coffer_identity::console;
 use coffer_identity::sigv4::{self, PayloadCheck, PayloadHash};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
@@ -27,7 +33,8 @@ use crate::RestState;
 use crate::problem::Problem;
 
 /// The authenticated caller of a REST handler, and how it authenticated (`bearer`,
-/// `sigv4` or `headers`). Refuses with a 401 problem.
+/// `sigv4`, `session` or `headers`). Refuses with a 401 problem (403 for a console session
+/// without its CSRF token).
 pub struct Who(pub Caller, pub &'static str);
 
 impl axum::extract::FromRequestParts<RestState> for Who {
@@ -90,6 +97,27 @@ pub async fn authenticate(
         }
         return Err(Problem::unauthorized("use Authorization: Bearer <token>, or sign the request with SigV4"));
     }
+    let cookies = || headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
+    // A session cookie that does not verify is set aside: the sidecar's headers may still
+    // name the caller; if nothing does, the 401 says what was wrong with the cookie.
+    let mut refused_cookie = None;
+    if let Some(cookie) = console::cookie_value(cookies(), console::SESSION_COOKIE) {
+        match st.gateway.principal_for_web_session(cookie) {
+            Ok((principal, session)) => {
+                if changes_state(method)
+                    && !console::csrf_matches(&session, headers.get(console::CSRF_HEADER).and_then(|v| v.to_str().ok()))
+                {
+                    tracing::info!(%remote, principal = %principal.name, %method, "console request without its CSRF token refused");
+                    return Err(Problem::new(StatusCode::FORBIDDEN, "missing or wrong CSRF token"));
+                }
+                return Ok(external(principal, "session"));
+            }
+            Err(e) => {
+                tracing::info!(%remote, error = %e, "session cookie refused");
+                refused_cookie = Some(e);
+            }
+        }
+    }
     if let Some(rule) = &st.headers {
         let get = |name: &str| headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
         match rule.identify(remote, get) {
@@ -103,7 +131,15 @@ pub async fn authenticate(
             HeaderOutcome::Untrusted | HeaderOutcome::Absent => {}
         }
     }
+    if let Some(e) = refused_cookie {
+        return Err(Problem::unauthorized(format!("the session cookie was refused: {e}")));
+    }
     Err(Problem::unauthorized("sign in: send a bearer token, sign with an access key, or come through the auth proxy"))
+}
+
+/// Does a request of this method change state (and so need the CSRF token with a cookie)?
+pub fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
 
 /// A SigV4-signed request: the key's secret, the signature, then the caller behind the key.
@@ -166,6 +202,56 @@ pub async fn check_signed_payload(req: Request, next: Next) -> Response {
     match declared {
         None => next.run(req).await,
         Some(check) => next.run(req.map(|b| Body::new(Checked { inner: b, check: Some(check) }))).await,
+    }
+}
+
+/// Middleware: an error answered before the request's body was read to its end (a refusal
+/// of who is calling, a CSRF check) closes the connection, and says so — rather than leave
+/// the unread body in a keep-alive connection the client would reuse.
+pub async fn close_after_unread_body(req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let declares_body = h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    if !declares_body {
+        return next.run(req).await;
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let watched = done.clone();
+    let mut resp = next.run(req.map(|b| Body::new(Watched { inner: b, done: watched }))).await;
+    let refused = resp.status().is_client_error() || resp.status().is_server_error();
+    if refused && !done.load(Ordering::Acquire) {
+        resp.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// A body that says when it has been read to its end.
+struct Watched {
+    inner: Body,
+    done: Arc<AtomicBool>,
+}
+
+impl HttpBody for Watched {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.done.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

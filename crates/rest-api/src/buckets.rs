@@ -1,5 +1,5 @@
 //! Buckets and their grants:
-//! `GET|POST /buckets`, `GET|DELETE /buckets/{name}`,
+//! `GET|POST /buckets` (each with the caller's role and how it is theirs), `GET|DELETE /buckets/{name}`,
 //! `GET|PUT /buckets/{name}/grants`, `DELETE /buckets/{name}/grants/{kind}/{grantee}`.
 
 use axum::Json;
@@ -7,18 +7,23 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use coffer_core::{Grant, Grantee};
+use coffer_core::{Bucket, Grant, Grantee, Role};
+use coffer_gateway::Caller;
 
 use crate::RestState;
 use crate::auth::Who;
 use crate::problem::Problem;
-use crate::views::{BucketView, NewBucket, NewGrant};
+use crate::views::{BucketKind, BucketView, NewBucket, NewGrant};
 
 pub(crate) type Answer = Result<Response, Problem>;
 
-/// A JSON request body, or a 400 problem saying what is wrong with it.
+/// A JSON request body, or a problem saying what is wrong with it: 413 past the body
+/// limit ([`crate::JSON_BODY_LIMIT`]), else 400.
 pub(crate) fn body<T>(j: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
-    j.map(|Json(v)| v).map_err(|e| Problem::bad_request(e.body_text()))
+    j.map(|Json(v)| v).map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, e.body_text()),
+        _ => Problem::bad_request(e.body_text()),
+    })
 }
 
 /// Exactly one of `user` and `group`.
@@ -39,11 +44,36 @@ pub(crate) fn grantee_of(kind: &str, name: String) -> Result<Grantee, Problem> {
     }
 }
 
-/// The buckets you may read, with your role on each.
+/// How `bucket` is the caller's; `personal` are the names the caller's personal bucket may have.
+fn kind_of(caller: &Caller, personal: &[String], bucket: &Bucket) -> BucketKind {
+    if bucket.owner.starts_with("project:") {
+        BucketKind::Project
+    } else if bucket.owner != caller.principal.name {
+        BucketKind::Shared
+    } else if personal.iter().any(|p| p == bucket.name.as_str()) {
+        BucketKind::Personal
+    } else {
+        BucketKind::Owned
+    }
+}
+
+/// A bucket as the caller sees it.
+fn view(st: &RestState, caller: &Caller, bucket: Bucket, role: Role) -> BucketView {
+    let kind = kind_of(caller, &st.gateway.personal_bucket_names(&caller.principal.name), &bucket);
+    BucketView { bucket, role, kind }
+}
+
+/// The buckets you may read, with your role on each and how each is yours (`personal`,
+/// `owned`, `project` or `shared`).
 #[utoipa::path(get, operation_id = "list_buckets", path = "/buckets", tag = "buckets", responses((status = 200, body = Vec<BucketView>)))]
 pub async fn list(State(st): State<RestState>, Who(c, _): Who) -> Answer {
     let all = st.gateway.visible_buckets(&c).await?;
-    Ok(Json(all.into_iter().map(|(bucket, role)| BucketView { bucket, role }).collect::<Vec<_>>()).into_response())
+    let personal = st.gateway.personal_bucket_names(&c.principal.name);
+    let views: Vec<BucketView> = all
+        .into_iter()
+        .map(|(bucket, role)| BucketView { kind: kind_of(&c, &personal, &bucket), bucket, role })
+        .collect();
+    Ok(Json(views).into_response())
 }
 
 /// Create a bucket you own (unclassified).
@@ -56,7 +86,7 @@ pub async fn create(
 ) -> Answer {
     let req = body(json)?;
     let bucket = st.gateway.create_bucket(&c, &req.name, req.tier.as_deref()).await?;
-    Ok((StatusCode::CREATED, Json(BucketView { bucket, role: coffer_core::Role::Admin })).into_response())
+    Ok((StatusCode::CREATED, Json(view(&st, &c, bucket, Role::Admin))).into_response())
 }
 
 /// One bucket you may read.
@@ -64,7 +94,7 @@ pub async fn create(
     responses((status = 200, body = BucketView)))]
 pub async fn get_one(State(st): State<RestState>, Who(c, _): Who, Path(name): Path<String>) -> Answer {
     let (bucket, role) = st.gateway.bucket_with_role(&c, &name).await?;
-    Ok(Json(BucketView { bucket, role }).into_response())
+    Ok(Json(view(&st, &c, bucket, role)).into_response())
 }
 
 /// Delete an empty bucket (its admins).

@@ -2,21 +2,26 @@
 //!
 //! The JSON API for the web apps of a cluster, under `/api/v1`. A caller is a signed-in
 //! user: an OIDC bearer token (`Authorization: Bearer …`), an access key signing the request
-//! with SigV4 (as for S3), or the identity headers of a trusted auth sidecar (oauth2-proxy,
+//! with SigV4 (as for S3), the web console's session cookie (with its CSRF token on every
+//! state-changing request), or the identity headers of a trusted auth sidecar (oauth2-proxy,
 //! keycloak-gatekeeper). Share links are the one exception: their URL is the credential.
+//! The web console (`/console`, crate `coffer-console`) uses this API and nothing else.
 //! Errors are RFC 9457 problem details (`application/problem+json`), all of them. The
 //! OpenAPI document, `/api/v1/openapi.json`, is generated from the handlers' annotations,
 //! which also route the requests, so the two cannot drift apart.
 //!
 //! ## Layout
 //! - this file — [`router`], its state, and the OpenAPI document ([`openapi`]).
-//! - [`auth`] — who is calling: bearer token, SigV4, trusted headers; signed payloads.
+//! - [`auth`] — who is calling: bearer token, SigV4, console session cookie (and its CSRF
+//!   token), trusted headers; signed payloads.
 //! - [`me`] — the caller and their access keys.
 //! - [`buckets`] — buckets and their grants (bucket admins only).
 //! - [`projects`] — projects and their members.
 //! - [`objects`] — objects: list, upload, download with `Range`, delete, copy; streamed.
+//! - [`uploads`] — multipart uploads for large files: start, parts (streamed), complete, abort.
 //! - [`links`] — share links: made, listed and revoked by users; opened by anyone.
 //! - [`quotas`] — quotas and usage: seen by those concerned, set by the platform admin.
+//! - [`users`] — every user with their quota and usage, for the platform admin.
 //! - [`audit`] — the audit trail, for the platform admin and bucket admins.
 //! - [`views`] — the JSON bodies and their schemas.
 //! - [`problem`] — the error document, and the middleware that makes every error one.
@@ -44,6 +49,8 @@ pub mod objects;
 pub mod problem;
 pub mod projects;
 pub mod quotas;
+pub mod uploads;
+pub mod users;
 pub mod views;
 
 /// What the handlers share.
@@ -67,7 +74,7 @@ pub struct RestState {
         license(name = "Apache-2.0")
     ),
     servers((url = "/api/v1")),
-    security(("bearer" = []), ("sigv4" = []), ("sidecar" = [])),
+    security(("bearer" = []), ("sigv4" = []), ("session" = []), ("sidecar" = [])),
     tags(
         (name = "me", description = "You, and your access keys"),
         (name = "buckets", description = "Buckets"),
@@ -77,6 +84,7 @@ pub struct RestState {
         (name = "share links", description = "Opening a share link: no sign-in, the URL is the credential"),
         (name = "quotas", description = "Quotas and usage"),
         (name = "audit", description = "The audit trail"),
+        (name = "users", description = "Users, for the platform admin"),
     )
 )]
 struct ApiDoc;
@@ -108,6 +116,15 @@ impl utoipa::Modify for Conventions {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization",
                 "AWS Signature Version 4 with an access key (service `s3`), as S3 clients sign requests",
+            ))),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                coffer_identity::console::SESSION_COOKIE,
+                "the web console's session cookie, set by signing in at /console/login; POST, PUT, PATCH and \
+                 DELETE requests must also carry the session's CSRF token (the cookie coffer_csrf) in the \
+                 X-CSRF-Token header, or are refused with 403",
             ))),
         );
         components.add_security_scheme(
@@ -156,6 +173,11 @@ fn routes() -> OpenApiRouter<RestState> {
         .routes(routes!(objects::list))
         .routes(routes!(objects::get, objects::put, objects::delete))
         .routes(routes!(objects::copy))
+        .routes(routes!(uploads::create, uploads::list))
+        .routes(routes!(uploads::put_part))
+        .routes(routes!(uploads::list_parts))
+        .routes(routes!(uploads::complete))
+        .routes(routes!(uploads::abort))
         .routes(routes!(links::create, links::list_for_bucket))
         .routes(routes!(links::list_own))
         .routes(routes!(links::revoke))
@@ -169,6 +191,7 @@ fn routes() -> OpenApiRouter<RestState> {
         .routes(routes!(quotas::get_bucket, quotas::put_bucket, quotas::delete_bucket))
         .routes(routes!(quotas::get_user, quotas::put_user, quotas::delete_user))
         .routes(routes!(quotas::get_mine))
+        .routes(routes!(users::list))
 }
 
 /// The OpenAPI document (OpenAPI 3.1), as served at `/api/v1/openapi.json`.
@@ -186,9 +209,33 @@ pub fn router(state: RestState) -> Router {
     router
         .route("/openapi.json", get(move || openapi_json(doc.clone())))
         .fallback(|| async { problem::Problem::new(axum::http::StatusCode::NOT_FOUND, "no such API route") })
+        .layer(axum::middleware::from_fn(limit_json_bodies))
         .layer(axum::middleware::from_fn(auth::check_signed_payload))
         .layer(axum::middleware::from_fn(problem::into_problems))
+        .layer(axum::middleware::from_fn(auth::close_after_unread_body))
         .with_state(state)
+}
+
+/// The largest JSON request body, in bytes: every JSON body but a multipart completion's.
+/// Object contents and parts are streamed, never buffered, and are not bound by it.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+/// The largest multipart completion (`POST …/uploads/{upload_id}/complete`): up to 10 000
+/// parts of about 60 bytes each.
+pub const COMPLETE_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Middleware: the JSON extractors read at most [`JSON_BODY_LIMIT`] bytes (a completion
+/// [`COMPLETE_BODY_LIMIT`]); past it the request is refused with 413.
+async fn limit_json_bodies(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tower::{Layer, ServiceExt};
+    let limit = if req.method() == axum::http::Method::POST && req.uri().path().ends_with("/complete") {
+        COMPLETE_BODY_LIMIT
+    } else {
+        JSON_BODY_LIMIT
+    };
+    match axum::extract::DefaultBodyLimit::max(limit).layer(next).oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
 }
 
 async fn openapi_json(doc: Arc<str>) -> Response {

@@ -1,7 +1,8 @@
 //! Objects, streamed both ways:
 //! `GET /buckets/{name}/objects?prefix&delimiter&start_after&max_keys` (a page),
 //! `PUT|GET|DELETE /buckets/{name}/objects/{key}` (upload with its Content-Type,
-//! download with `Range`), `POST /buckets/{name}/copy`.
+//! download with `Range`, as an attachment with `download=1`), `POST /buckets/{name}/copy`.
+//! Multipart uploads are in [`crate::uploads`].
 
 use axum::Json;
 use axum::body::Body;
@@ -18,7 +19,7 @@ use crate::RestState;
 use crate::auth::Who;
 use crate::buckets::{Answer, body};
 use crate::problem::Problem;
-use crate::views::{CopyRequest, ListParams, ObjectPage, ObjectView};
+use crate::views::{CopyRequest, DownloadParams, ListParams, ObjectPage, ObjectView};
 
 /// The most entries in one page.
 pub const MAX_PAGE: u32 = 1000;
@@ -133,6 +134,11 @@ fn streamed(info: &ObjectInfo, partial: bool, (start, end): (u64, u64), stream: 
         h.insert(header::ETAG, v);
     }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // Objects are anyone's content, served on the web console's origin: never let one run as
+    // a page of that origin (an uploaded HTML file opened in a browser), nor be sniffed into
+    // a script or a style sheet.
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if partial && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end.saturating_sub(1), info.size))
     {
         h.insert(header::CONTENT_RANGE, v);
@@ -140,10 +146,25 @@ fn streamed(info: &ObjectInfo, partial: bool, (start, end): (u64, u64), stream: 
     resp
 }
 
-/// Download an object, whole or the `Range` asked for.
+/// `Content-Disposition: attachment` naming the key's last segment: an ASCII `filename`
+/// and the exact one as RFC 5987's `filename*` (as share links name theirs).
+fn attachment(key: &str) -> HeaderValue {
+    let name = key.rsplit('/').find(|s| !s.is_empty()).unwrap_or("download");
+    let ascii: String = name
+        .chars()
+        .map(|c| if c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\') { c } else { '_' })
+        .collect();
+    HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", urlencoding::encode(name)))
+        .unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+/// Download an object, whole or the `Range` asked for; with `download=1`, as an attachment.
+/// Object responses carry `Content-Security-Policy: sandbox`: opened in a browser, an
+/// object never runs as a page of this origin.
 #[utoipa::path(get, operation_id = "get_object", path = "/buckets/{name}/objects/{*key}", tag = "objects",
     params(("name" = String, Path), ("key" = String, Path, description = "the object key; `/` allowed"),
-        ("Range" = Option<String>, Header, description = "`bytes=first-last`, `bytes=first-` or `bytes=-suffix`")),
+        ("Range" = Option<String>, Header, description = "`bytes=first-last`, `bytes=first-` or `bytes=-suffix`"),
+        DownloadParams),
     responses((status = 200, description = "the object", content_type = "*/*", body = crate::views::Binary),
         (status = 206, description = "the range asked for", content_type = "*/*", body = crate::views::Binary),
         (status = 416, description = "the range is outside the object", body = crate::problem::Problem,
@@ -152,9 +173,19 @@ pub async fn get(
     State(st): State<RestState>,
     Who(c, _): Who,
     Path((bucket, key)): Path<(String, String)>,
+    Query(p): Query<DownloadParams>,
     headers: HeaderMap,
 ) -> Answer {
-    Ok(download(&st.gateway, &c, &bucket, &key, &headers).await?.1)
+    let as_attachment = match p.download.as_deref() {
+        None | Some("" | "0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => return Err(Problem::bad_request("download must be 1 or 0")),
+    };
+    let mut resp = download(&st.gateway, &c, &bucket, &key, &headers).await?.1;
+    if as_attachment {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, attachment(&key));
+    }
+    Ok(resp)
 }
 
 /// Delete an object (succeeds whether or not it exists).
@@ -199,6 +230,16 @@ mod tests {
         assert_eq!(parse_range("bytes=-3"), Some(ByteRange::Suffix { len: 3 }));
         assert_eq!(parse_range("items=0-1"), None);
         assert_eq!(parse_range("bytes=x-1"), None);
+    }
+
+    #[test]
+    fn attachments_name_the_keys_last_segment() {
+        assert_eq!(attachment("a/b/report.csv"), "attachment; filename=\"report.csv\"; filename*=UTF-8''report.csv");
+        assert_eq!(
+            attachment("dir/r\u{e9}sum\u{e9} \"x\".pdf"),
+            "attachment; filename=\"r_sum_ _x_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22x%22.pdf"
+        );
+        assert_eq!(attachment("dir/"), "attachment; filename=\"dir\"; filename*=UTF-8''dir");
     }
 
     #[test]

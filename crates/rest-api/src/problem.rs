@@ -12,6 +12,8 @@ use serde::Serialize;
 
 /// The media type of every error answer.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+/// The `Retry-After` of a `503`, in seconds.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// An error answer.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -54,6 +56,10 @@ impl IntoResponse for Problem {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The metadata store or a tier is down: say how soon a retry may succeed.
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         resp
     }
@@ -111,4 +117,27 @@ pub async fn into_problems(req: Request, next: Next) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(serde_json::to_string(&problem).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_is_a_503_with_retry_after() {
+        let resp = Problem::from(coffer_gateway::Error::Unavailable("postgres://u@db: refused".into())).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let internal = Problem::from(coffer_gateway::Error::Internal("x".into())).into_response();
+        assert_eq!(internal.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!internal.headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[test]
+    fn unavailable_details_name_no_dependency() {
+        let p = Problem::from(coffer_gateway::Error::Unavailable("postgres://u:pw@db: refused".into()));
+        assert_eq!(p.status, 503);
+        assert!(!p.detail.contains("postgres"), "{}", p.detail);
+    }
 }

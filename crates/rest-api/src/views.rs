@@ -19,7 +19,7 @@ pub struct Me {
     pub clearance: Vec<Classification>,
     /// Admin on every bucket (clearance still applies).
     pub is_admin: bool,
-    /// `bearer`, `sigv4` or `headers`.
+    /// `bearer`, `sigv4`, `session` (the web console's cookie) or `headers`.
     pub authenticated_by: String,
 }
 
@@ -30,6 +30,23 @@ pub struct BucketView {
     pub bucket: Bucket,
     /// The caller's role (a read-only credential makes it `read`).
     pub role: Role,
+    /// How the bucket is the caller's.
+    pub kind: BucketKind,
+}
+
+/// How a bucket is the caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BucketKind {
+    /// The caller's personal bucket (`[personal_buckets]`).
+    Personal,
+    /// Another bucket the caller owns.
+    Owned,
+    /// A project's bucket (owner `project:<name>`).
+    Project,
+    /// Someone else's bucket the caller may use: a grant to them or their group, a policy,
+    /// or the platform admin's reach.
+    Shared,
 }
 
 /// `POST /buckets`.
@@ -144,6 +161,152 @@ pub struct ListParams {
     pub max_keys: Option<u32>,
 }
 
+/// `GET /buckets/{name}/objects/{key}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DownloadParams {
+    /// `1` (or `true`): answer with `Content-Disposition: attachment` and the key's last
+    /// segment as the file name, so that a browser saves the object rather than shows it.
+    #[param(pattern = "^(0|1|true|false)$")]
+    pub download: Option<String>,
+}
+
+/// `POST /buckets/{name}/uploads`: start a multipart upload (for large files, sent in parts).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUpload {
+    /// The key of the object the upload will make.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub key: String,
+    /// The object's `Content-Type`.
+    #[schema(max_length = 256)]
+    pub content_type: Option<String>,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadView {
+    /// Names the upload in the part, complete and abort calls.
+    pub upload_id: String,
+    pub key: String,
+    /// RFC 3339; set in listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiated: Option<String>,
+}
+
+/// The key of a multipart upload (`?key=…`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UploadKey {
+    /// The key the upload was started for.
+    #[param(min_length = 1, max_length = 1024)]
+    pub key: String,
+}
+
+/// `GET /buckets/{name}/uploads/{upload_id}/parts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PartListParams {
+    /// The key the upload was started for.
+    #[param(min_length = 1, max_length = 1024)]
+    pub key: String,
+    /// Only parts after this part number: the `next` of the previous page.
+    #[param(minimum = 0, maximum = 10000)]
+    pub start_after: Option<u32>,
+    /// At most this many parts, 1–1000 (default 1000).
+    #[param(minimum = 0)]
+    pub max_parts: Option<u32>,
+}
+
+/// A part stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartView {
+    pub part_number: u32,
+    /// The part's ETag, without quotes: give it back to complete the upload.
+    pub etag: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// A page of an upload's parts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartPage {
+    pub parts: Vec<PartView>,
+    /// Pass as `start_after` for the next page; null on the last page.
+    pub next: Option<u32>,
+}
+
+/// `GET /buckets/{name}/uploads`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UploadListParams {
+    /// Only uploads of keys starting with this.
+    #[serde(default)]
+    pub prefix: String,
+    /// Only uploads of keys after this one (with `start_after_upload_id`: also the later
+    /// uploads of this key): the `next_key` of the previous page.
+    pub start_after_key: Option<String>,
+    /// The `next_upload_id` of the previous page.
+    pub start_after_upload_id: Option<String>,
+    /// At most this many uploads, 1–1000 (default 1000).
+    #[param(minimum = 0)]
+    pub max_uploads: Option<u32>,
+}
+
+/// A page of the uploads in progress, oldest key first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadPage {
+    pub uploads: Vec<UploadView>,
+    /// With `next_upload_id`, where the next page starts; null on the last page.
+    pub next_key: Option<String>,
+    pub next_upload_id: Option<String>,
+}
+
+/// `POST /buckets/{name}/uploads/{upload_id}/complete`: the parts, in order, that make the
+/// object (every part but the last at least 5 MiB).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteUpload {
+    /// The key the upload was started for.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub key: String,
+    #[schema(min_items = 1, max_items = 10000)]
+    pub parts: Vec<CompletedPart>,
+}
+
+/// A part of a completion: its number and the ETag its upload answered.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedPart {
+    #[schema(minimum = 1, maximum = 10000)]
+    pub part_number: u32,
+    #[schema(min_length = 1, max_length = 256)]
+    pub etag: String,
+}
+
+/// A user record with their quota and usage, for the platform admin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    #[serde(flatten)]
+    pub user: coffer_core::User,
+    /// Bytes allowed over all the buckets they own; null: no byte limit.
+    pub max_bytes: Option<u64>,
+    /// Objects allowed over all the buckets they own; null: no object limit.
+    pub max_objects: Option<u64>,
+    /// Bytes stored in the buckets they own whose usage is tracked (every bucket under a
+    /// quota is).
+    pub bytes: u64,
+    /// Objects stored in those buckets.
+    pub objects: u64,
+    /// Buckets they own whose usage is not tracked and so not counted here
+    /// (`GET /users/{name}/quota` measures them).
+    pub untracked_buckets: u64,
+}
+
 /// `POST /buckets/{name}/copy`: copy an object into this bucket (read on the source, write
 /// here, the same classification on both sides).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -176,12 +339,22 @@ pub struct NewKey {
     pub expires_in_seconds: Option<i64>,
 }
 
-/// A new access key. The secret is shown here once and never again.
-#[derive(Debug, Serialize, ToSchema)]
+/// A new access key. The secret is shown here once and never again (and never by `Debug`).
+#[derive(Serialize, ToSchema)]
 pub struct CreatedKey {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub key: AccessKey,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 /// `POST /buckets/{name}/links`: exactly one of `key` and `prefix`.

@@ -105,7 +105,10 @@ async fn the_document_is_served_and_well_formed() {
             }
         }
     }
-    for scheme in ["bearer", "sigv4", "sidecar"] {
+    for scheme in ["bearer", "sigv4", "session", "sidecar"] {
         assert!(doc["components"]["securitySchemes"][scheme].is_object(), "{scheme}");
     }
+    let session = &doc["components"]["securitySchemes"]["session"];
+    assert_eq!((session["type"].as_str(), session["in"].as_str()), (Some("apiKey"), Some("cookie")));
+    assert_eq!(session["name"], "coffer_session");
 }

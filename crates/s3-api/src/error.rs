@@ -89,7 +89,7 @@ pub fn to_s3(e: Error) -> S3Error {
         }
         Error::Unavailable(m) => {
             tracing::error!(error = %m, "dependency unavailable");
-            (C::ServiceUnavailable, "Please reduce your request rate.".into())
+            return service_unavailable();
         }
         Error::Internal(m) => {
             tracing::error!(error = %m, "internal error");
@@ -97,6 +97,24 @@ pub fn to_s3(e: Error) -> S3Error {
         }
     };
     S3Error::with_message(code, msg)
+}
+
+/// How long a client should wait before retrying a `503`, in seconds (`Retry-After`).
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// `503 ServiceUnavailable` with `Retry-After`: the metadata store or a tier cannot be
+/// reached. The SDKs retry it with backoff; the header says how soon a retry may succeed.
+pub fn service_unavailable() -> S3Error {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::ServiceUnavailable,
+        "The service is temporarily unavailable. Please retry the request.",
+    );
+    // s3s replaces the response's headers with these: keep the error's XML content type.
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECONDS));
+    e.set_headers(headers);
+    e
 }
 
 #[cfg(test)]
@@ -126,6 +144,7 @@ mod tests {
             (Error::NotModified { etag: "e".into(), last_modified: std::time::UNIX_EPOCH }, "NotModified", 304),
             (Error::BadDigest, "BadDigest", 400),
             (Error::Internal("secret detail".into()), "InternalError", 500),
+            (Error::Unavailable("secret detail".into()), "ServiceUnavailable", 503),
         ];
         for (e, code, status) in table {
             let s3 = to_s3(e);
@@ -133,6 +152,17 @@ mod tests {
             assert_eq!(s3.status_code(), Some(StatusCode::from_u16(status).unwrap()), "{code}");
             assert!(!s3.message().unwrap_or("").contains("secret detail"));
         }
+    }
+
+    #[test]
+    fn unavailable_says_when_to_retry() {
+        let e = to_s3(Error::Unavailable("postgres://coffer@db: connection refused".into()));
+        assert_eq!(e.code().as_str(), "ServiceUnavailable");
+        assert_eq!(e.status_code(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        let retry_after = e.headers().and_then(|h| h.get(http::header::RETRY_AFTER));
+        assert_eq!(retry_after.and_then(|v| v.to_str().ok()), Some("1"));
+        // Other errors carry no Retry-After.
+        assert!(to_s3(Error::Internal("x".into())).headers().is_none_or(|h| !h.contains_key("retry-after")));
     }
 }
 

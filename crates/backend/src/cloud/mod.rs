@@ -46,7 +46,7 @@ mod crypto;
 mod errors;
 mod gcs;
 mod http;
-mod keys;
+pub(crate) mod keys;
 mod list;
 mod metadata;
 mod objects;
@@ -113,28 +113,39 @@ pub(crate) struct Built {
     raw: raw::Raw,
 }
 
+/// The TCP connect to a store.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Until a response's headers. Every request body coffer sends a store is in memory and at
+/// most one part (`upload_stream::PART_SIZE`, 5 MiB), so this bounds an unresponsive store,
+/// not a client's slow upload.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest pause while a response body streams.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// No retry starts later than this after the first attempt.
+const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The HTTP client settings every store uses.
 pub(crate) fn client_options(allow_http: bool) -> ClientOptions {
     ClientOptions::new()
         .with_allow_http(allow_http)
-        .with_connect_timeout(Duration::from_secs(5))
-        // Until the response headers: covers sending a request body (a part may be large).
-        .with_timeout(Duration::from_secs(300))
-        // The longest pause while a response body streams.
-        .with_read_timeout(Duration::from_secs(60))
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_timeout(REQUEST_TIMEOUT)
+        .with_read_timeout(READ_TIMEOUT)
         .with_pool_idle_timeout(Duration::from_secs(60))
 }
 
-/// Retries: a few, quickly, so that a dead store is reported within seconds.
+/// Retries: a few, quickly, so that a dead store (connections refused or reset) is reported
+/// within about two seconds, and one that stopped answering after [`REQUEST_TIMEOUT`]
+/// (a timed-out attempt is retried only before [`RETRY_TIMEOUT`]).
 pub(crate) fn retry_config() -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(3),
+            max_backoff: Duration::from_secs(2),
             base: 2.0,
         },
-        max_retries: 4,
-        retry_timeout: Duration::from_secs(30),
+        max_retries: 3,
+        retry_timeout: RETRY_TIMEOUT,
     }
 }
 
@@ -471,6 +482,26 @@ impl Backend for CloudBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_store_is_reported_within_bounds() {
+        let options = client_options(false);
+        let get = |key| options.get_config_value(&key).and_then(|v| humantime::parse_duration(&v).ok());
+        assert_eq!(get(object_store::ClientConfigKey::ConnectTimeout), Some(CONNECT_TIMEOUT));
+        assert_eq!(get(object_store::ClientConfigKey::Timeout), Some(REQUEST_TIMEOUT));
+        assert_eq!(get(object_store::ClientConfigKey::ReadTimeout), Some(READ_TIMEOUT));
+        let retry = retry_config();
+        // The longest all backoffs can add up to, with object_store's jitter at its worst.
+        let mut worst = Duration::ZERO;
+        let mut next = retry.backoff.init_backoff;
+        for _ in 0..retry.max_retries {
+            worst += next;
+            next = (next.mul_f64(retry.backoff.base)).min(retry.backoff.max_backoff);
+        }
+        assert!(worst <= Duration::from_secs(2), "{worst:?}");
+        assert!(retry.retry_timeout <= Duration::from_secs(10));
+        assert!(REQUEST_TIMEOUT <= Duration::from_secs(30) && CONNECT_TIMEOUT <= Duration::from_secs(2));
+    }
 
     #[test]
     fn prefixes_are_normalised() {

@@ -26,7 +26,7 @@ use crate::{
     UploadInfo,
 };
 
-mod layout;
+pub(crate) mod layout;
 mod list;
 mod multipart;
 mod object_file;
@@ -182,11 +182,11 @@ impl Backend for FsBackend {
 
     async fn delete_bucket(&self, bucket: &str) -> Result<()> {
         let dir = self.bucket_dir(bucket)?;
-        let uploads = self.uploads.clone();
+        let (tmp, uploads) = (self.tmp.clone(), self.uploads.clone());
         let bucket = bucket.to_owned();
         blocking(move || {
             remove::delete_bucket(&dir)?;
-            multipart::remove_bucket_uploads(&uploads, &bucket);
+            multipart::remove_bucket_uploads(&tmp, &uploads, &bucket);
             Ok(())
         })
         .await
@@ -215,8 +215,11 @@ impl Backend for FsBackend {
         self.publish(writer, bucket_dir, key_path, trailer).await
     }
 
+    // HEAD, GET and DELETE do their file-system work in one blocking call each: opening the
+    // object tells a missing bucket from a missing key (`read::open_object`,
+    // `remove::delete_object`), so the bucket directory is not looked up first.
     async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
-        let bucket_dir = self.existing_bucket_dir(bucket).await?;
+        let bucket_dir = self.bucket_dir(bucket)?;
         let key = key.to_owned();
         blocking(move || read::open_object(&bucket_dir, &key).map(|(_, t)| t.object_info())).await
     }
@@ -227,20 +230,23 @@ impl Backend for FsBackend {
         key: &str,
         range: Option<ByteRange>,
     ) -> Result<(ObjectInfo, (u64, u64), ByteStream)> {
-        let bucket_dir = self.existing_bucket_dir(bucket).await?;
+        let bucket_dir = self.bucket_dir(bucket)?;
         let key = key.to_owned();
-        let (file, trailer) = blocking(move || read::open_object(&bucket_dir, &key)).await?;
-        let (range, stream) = read::range_stream(file, trailer.size, range).await?;
-        Ok((trailer.object_info(), range, stream))
+        let (trailer, range, data) = blocking(move || read::open_range(&bucket_dir, &key, range)).await?;
+        Ok((trailer.object_info(), range, read::range_stream(data, range.1 - range.0)))
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        let bucket_dir = self.existing_bucket_dir(bucket).await?;
-        let Ok(key_path) = layout::key_path(&bucket_dir, key) else {
-            return Ok(()); // a key too long to store is not stored
-        };
+        let bucket_dir = self.bucket_dir(bucket)?;
+        let key = key.to_owned();
         let tmp = self.tmp.clone();
-        blocking(move || remove::delete_object(&tmp, &bucket_dir, &key_path)).await
+        blocking(move || match layout::key_path(&bucket_dir, &key) {
+            Ok(key_path) => remove::delete_object(&tmp, &bucket_dir, &key_path),
+            // A key too long to store is not stored.
+            Err(_) if bucket_dir.is_dir() => Ok(()),
+            Err(_) => Err(Error::NoSuchBucket),
+        })
+        .await
     }
 
     async fn copy_object(
@@ -347,7 +353,8 @@ impl Backend for FsBackend {
         };
         let info = self.publish(writer, bucket_dir, key_path, trailer).await?;
         let id = upload_id.to_owned();
-        if let Err(e) = blocking(move || multipart::remove_upload(&upload)).await {
+        let tmp = self.tmp.clone();
+        if let Err(e) = blocking(move || multipart::remove_upload(&tmp, &upload)).await {
             // The object is complete; the upload's leftovers only take space.
             tracing::warn!(upload = %id, error = %e, "could not remove a completed multipart upload");
         }
@@ -356,7 +363,8 @@ impl Backend for FsBackend {
 
     async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         let upload = self.load_upload(bucket, key, upload_id).await?;
-        blocking(move || multipart::remove_upload(&upload)).await
+        let tmp = self.tmp.clone();
+        blocking(move || multipart::remove_upload(&tmp, &upload)).await
     }
 
     async fn list_multipart_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<UploadInfo>> {

@@ -76,20 +76,32 @@ fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Start an upload: its directory, then its record (atomically). Blocking.
+/// Start an upload: its directory with its record is made in `tmp_dir`, then renamed into
+/// `uploads_dir` in one step, so a crash never leaves an upload directory without a record
+/// (one that no listing shows and nothing would remove); what it leaves in `tmp_dir` is
+/// swept at the next start. Blocking.
 pub(crate) fn create(tmp_dir: &Path, uploads_dir: &Path, record: &UploadRecord) -> Result<String> {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let dir = uploads_dir.join(&id);
-    std::fs::create_dir(&dir)?;
-    let mut guard = TempGuard::new(tmp_dir);
-    let mut file = std::fs::File::create_new(guard.path())?;
+    let staged = StagedDir(tmp_dir.join(uuid::Uuid::new_v4().simple().to_string()));
+    std::fs::create_dir(&staged.0)?;
+    let mut file = std::fs::File::create_new(staged.0.join(UPLOAD_FILE))?;
     file.write_all(&serde_json::to_vec(record).map_err(io::Error::other)?)?;
     file.sync_all()?;
     drop(file);
-    guard.rename_to(&dir.join(UPLOAD_FILE))?;
-    sync_dir(&dir);
+    sync_dir(&staged.0);
+    std::fs::rename(&staged.0, uploads_dir.join(&id))?;
+    std::mem::forget(staged);
     sync_dir(uploads_dir);
     Ok(id)
+}
+
+/// A staged upload directory, removed if its creation fails before it is published.
+struct StagedDir(PathBuf);
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Read an upload's record: `NoSuchUpload` unless it exists for `bucket` and `key`. Blocking.
@@ -191,9 +203,21 @@ fn etag_matches(stored: &str, given: &str) -> bool {
     given.trim().trim_matches('"').eq_ignore_ascii_case(stored)
 }
 
-/// Remove an upload and its parts; succeeds when it is already gone. Blocking.
-pub(crate) fn remove_upload(upload: &Upload) -> Result<()> {
-    remove_dir(&upload.dir)
+/// Remove an upload and its parts; succeeds when it is already gone. The directory is first
+/// renamed into `tmp_dir` in one step, so a crash part-way leaves no upload without its
+/// record in `.uploads` (nothing would list or remove it), only debris in `.tmp`, swept at the
+/// next start. Blocking.
+pub(crate) fn remove_upload(tmp_dir: &Path, upload: &Upload) -> Result<()> {
+    let doomed = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+    match std::fs::rename(&upload.dir, &doomed) {
+        Ok(()) => {}
+        Err(e) if is_absent(&e) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(uploads_dir) = upload.dir.parent() {
+        sync_dir(uploads_dir);
+    }
+    remove_dir(&doomed)
 }
 
 fn remove_dir(dir: &Path) -> Result<()> {
@@ -244,10 +268,10 @@ pub(crate) fn list_uploads(uploads_dir: &Path, bucket: &str, prefix: &str) -> Ve
 }
 
 /// Remove every upload of `bucket` (when the bucket is deleted). Blocking.
-pub(crate) fn remove_bucket_uploads(uploads_dir: &Path, bucket: &str) {
+pub(crate) fn remove_bucket_uploads(tmp_dir: &Path, uploads_dir: &Path, bucket: &str) {
     for (id, upload) in all_uploads(uploads_dir) {
         if upload.record.bucket == bucket
-            && let Err(e) = remove_upload(&upload)
+            && let Err(e) = remove_upload(tmp_dir, &upload)
         {
             tracing::warn!(upload = %id, error = %e, "could not remove a multipart upload of a deleted bucket");
         }
@@ -291,9 +315,13 @@ mod tests {
         let record = UploadRecord { bucket: "b".into(), key: "k".into(), meta: ObjectMeta::default(), initiated: 0 };
         let id = create(&tmp, &uploads, &record).unwrap();
         let synced = crate::fs::write::synced::below(root.path());
-        // The upload's directory entry is in `.uploads`, its record in the upload's directory.
+        // The upload's directory entry is in `.uploads`; its record was synced in the
+        // directory before the directory was published (staged in `.tmp`, renamed whole).
         assert!(synced.contains(&uploads), "synced: {synced:?}");
-        assert!(synced.contains(&uploads.join(&id)), "synced: {synced:?}");
+        assert!(synced.iter().any(|p| p.parent() == Some(tmp.as_path())), "synced: {synced:?}");
+        assert!(uploads.join(&id).join(UPLOAD_FILE).is_file());
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "nothing is left in .tmp");
+        assert!(load(&uploads, "b", "k", &id).is_ok());
     }
 
     #[test]

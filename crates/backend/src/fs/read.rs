@@ -5,8 +5,11 @@
 //! reader keeps the inode it opened. Data are read in bounded chunks, so memory does not
 //! grow with the size of the object.
 
-use std::io::SeekFrom;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+
+use bytes::Bytes;
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
@@ -33,21 +36,48 @@ pub(crate) fn open_object(bucket_dir: &Path, key: &str) -> Result<(std::fs::File
     }
 }
 
-/// A stream of the bytes `range` selects in the data (of `size` bytes) of an open object
-/// file, with the resolved half-open range.
-pub(crate) async fn range_stream(
-    file: std::fs::File,
-    size: u64,
+/// Ranges up to this size are read by the call that opens the object and sent as one chunk.
+pub(crate) const SMALL_READ: u64 = 64 * 1024;
+
+/// What a GET sends: the bytes of a small range, or the open file positioned at its start.
+pub(crate) enum RangeData {
+    Read(Bytes),
+    File(std::fs::File),
+}
+
+/// Open the object `key`, resolve `range` against its size and, for a small range, read it:
+/// the whole of a small GET's file-system work in one blocking call (each call to the
+/// blocking pool is a hand-off between threads). Returns the trailer and the half-open
+/// range. Blocking.
+pub(crate) fn open_range(
+    bucket_dir: &Path,
+    key: &str,
     range: Option<ByteRange>,
-) -> Result<((u64, u64), ByteStream)> {
+) -> Result<(Trailer, (u64, u64), RangeData)> {
+    let (mut file, trailer) = open_object(bucket_dir, key)?;
     let (start, end) = match range {
-        Some(r) => r.resolve(size)?,
-        None => (0, size),
+        Some(r) => r.resolve(trailer.size)?,
+        None => (0, trailer.size),
     };
-    let mut file = tokio::fs::File::from_std(file);
-    file.seek(SeekFrom::Start(start)).await?;
-    let stream = ReaderStream::with_capacity(file.take(end - start), READ_CHUNK);
-    Ok(((start, end), Box::pin(stream)))
+    if end - start <= SMALL_READ {
+        let mut data = vec![0u8; (end - start) as usize];
+        file.read_exact_at(&mut data, start)?;
+        return Ok((trailer, (start, end), RangeData::Read(Bytes::from(data))));
+    }
+    file.seek(SeekFrom::Start(start))?;
+    Ok((trailer, (start, end), RangeData::File(file)))
+}
+
+/// The stream of `len` bytes of what [`open_range`] returned.
+pub(crate) fn range_stream(data: RangeData, len: u64) -> ByteStream {
+    match data {
+        RangeData::Read(b) if b.is_empty() => Box::pin(futures::stream::empty()),
+        RangeData::Read(b) => Box::pin(futures::stream::once(async move { Ok(b) })),
+        RangeData::File(file) => {
+            let file = tokio::fs::File::from_std(file);
+            Box::pin(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
+        }
+    }
 }
 
 /// Copy the `size` data bytes of an open object file into `writer`, chunk by chunk.

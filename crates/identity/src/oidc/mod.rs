@@ -20,9 +20,15 @@
 //! answer must name a service account and, if it lists audiences, one of the issuer's.
 //! Positive answers are cached for a few seconds, keyed by the token's hash.
 //!
+//! The web console signs people in with the authorization code flow ([`code_flow`]); the
+//! ID token it gets is checked by [`OidcVerifier::verify_id_token`] with the same issuer
+//! settings (keys, algorithms, claims, groups, Keycloak roles), but for the console's client
+//! id as the audience and with the sign-in's `nonce`.
+//!
 //! Fetching keys and reviewing tokens block (HTTP or a file): call [`OidcVerifier::verify`]
 //! off the async runtime (`spawn_blocking`).
 
+pub mod code_flow;
 pub mod keys;
 pub mod token_review;
 
@@ -65,6 +71,9 @@ pub enum TokenError {
     /// The Kubernetes API server refused the token in a TokenReview (its reason).
     #[error("the token was refused by the cluster: {0}")]
     Rejected(String),
+    /// An ID token whose `nonce` is not the one its sign-in sent (a replayed or injected token).
+    #[error("the ID token's nonce does not match the sign-in")]
+    WrongNonce,
 }
 
 fn default_algorithms() -> Vec<Algorithm> {
@@ -216,6 +225,11 @@ fn strings(v: Option<&Value>) -> impl Iterator<Item = String> + '_ {
     v.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned)
 }
 
+/// Equal, compared in time independent of where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl OidcVerifier {
     pub fn new(configs: Vec<IssuerConfig>) -> Self {
         Self::with_min_refetch(configs, keys::MIN_REFETCH)
@@ -244,6 +258,41 @@ impl OidcVerifier {
 
     /// Verify `token` at Unix time `now`. Blocking: it may fetch keys or ask the cluster.
     pub fn verify(&self, token: &str, now: i64) -> Result<TokenIdentity, TokenError> {
+        self.verify_for(token, now, None).map(|(id, _)| id)
+    }
+
+    /// Verify an OpenID Connect ID token from the authorization code flow of client
+    /// `client_id` at `issuer`: everything [`OidcVerifier::verify`] checks, with the audience
+    /// `client_id` instead of the issuer's configured audiences (and `azp`, when present,
+    /// `client_id` too), and its `nonce` the one the sign-in sent. Blocking: it may fetch keys.
+    pub fn verify_id_token(
+        &self,
+        token: &str,
+        now: i64,
+        issuer: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<TokenIdentity, TokenError> {
+        if peek_issuer(token)? != issuer {
+            return Err(TokenError::UnknownIssuer);
+        }
+        let (id, claims) = self.verify_for(token, now, Some(client_id))?;
+        if id.service_account.is_some() {
+            return Err(TokenError::UnknownIssuer);
+        }
+        if claims.get("azp").and_then(Value::as_str).is_some_and(|azp| azp != client_id) {
+            return Err(TokenError::WrongAudience);
+        }
+        let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+        if !constant_time_eq(sent.as_bytes(), nonce.as_bytes()) || nonce.is_empty() {
+            return Err(TokenError::WrongNonce);
+        }
+        Ok(id)
+    }
+
+    /// Verify `token`, for `audience` if given (else the issuer's audiences); its identity
+    /// and its claims.
+    fn verify_for(&self, token: &str, now: i64, audience: Option<&str>) -> Result<(TokenIdentity, Value), TokenError> {
         let iss = peek_issuer(token)?;
         let issuer = self.issuers.iter().find(|i| i.config.issuer == iss).ok_or(TokenError::UnknownIssuer)?;
         let cfg = &issuer.config;
@@ -253,7 +302,11 @@ impl OidcVerifier {
             return Err(TokenError::AlgorithmNotAllowed);
         }
         if let Some(reviewer) = &issuer.review {
-            return Self::review(cfg, reviewer, token, now);
+            if audience.is_some() {
+                // The cluster reviews service-account tokens, never a sign-in's ID token.
+                return Err(TokenError::UnknownIssuer);
+            }
+            return Self::review(cfg, reviewer, token, now).map(|id| (id, Value::Null));
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let key = issuer.keys.key(&kid)?;
@@ -261,7 +314,10 @@ impl OidcVerifier {
         let mut v = Validation::new(header.alg);
         v.algorithms = vec![header.alg];
         v.set_issuer(&[&cfg.issuer]);
-        v.set_audience(&cfg.audiences);
+        match audience {
+            Some(a) => v.set_audience(&[a]),
+            None => v.set_audience(&cfg.audiences),
+        }
         v.leeway = cfg.leeway_seconds;
         v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -286,15 +342,16 @@ impl OidcVerifier {
         let subject = string_claim(&claims, "sub").unwrap_or_default();
         if cfg.service_accounts {
             let (ns, sa) = service_account(&subject).ok_or_else(not_a_service_account)?;
-            return Ok(TokenIdentity {
+            let id = TokenIdentity {
                 issuer: cfg.issuer.clone(),
                 username: ns.to_owned(),
                 email: None,
                 groups: service_account_groups(ns, []),
                 expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
                 service_account: Some((ns.to_owned(), sa.to_owned())),
-                subject,
-            });
+                subject: subject.clone(),
+            };
+            return Ok((id, claims));
         }
         let username = string_claim(&claims, &cfg.username_claim)
             .filter(|u| !u.is_empty())
@@ -308,7 +365,7 @@ impl OidcVerifier {
             let access = claims.get("resource_access").and_then(|r| r.get(client));
             groups.extend(strings(access.and_then(|a| a.get("roles"))));
         }
-        Ok(TokenIdentity {
+        let id = TokenIdentity {
             issuer: cfg.issuer.clone(),
             subject,
             username,
@@ -316,7 +373,8 @@ impl OidcVerifier {
             groups,
             expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
             service_account: None,
-        })
+        };
+        Ok((id, claims))
     }
 
     /// The TokenReview path: local pre-filters on the unverified payload, the cache, then the
