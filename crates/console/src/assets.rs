@@ -73,7 +73,9 @@ fn etags() -> &'static [String] {
     TAGS.get_or_init(|| ASSETS.iter().map(|a| format!("\"{}\"", hex::encode(&Sha256::digest(a.body)[..16]))).collect())
 }
 
-/// The file at `path` (under `/console/`), or for an app route (no extension) the index.
+/// The file at `path` (under `/console/`), or for an app route the index. A path whose last
+/// segment ends in a file type the app serves (`.js`, `.png`, …) names a file, missing if not
+/// embedded; any other path is an app route, dotted names included (`projects/team.data`).
 pub fn lookup(path: &str) -> Option<(usize, &'static Asset)> {
     let path = path.trim_start_matches('/');
     let path = if path.is_empty() { INDEX } else { path };
@@ -81,7 +83,8 @@ pub fn lookup(path: &str) -> Option<(usize, &'static Asset)> {
         return Some(found);
     }
     let last = path.rsplit('/').next().unwrap_or(path);
-    if last.contains('.') {
+    let names_a_file = last.contains('.') && content_type(last) != "application/octet-stream";
+    if names_a_file || path.split('/').any(|seg| seg == "..") {
         return None;
     }
     ASSETS.iter().enumerate().find(|(_, a)| a.path == INDEX)
@@ -148,6 +151,9 @@ mod tests {
         assert_eq!(lookup("buckets/my-data").unwrap().1.path, "index.html");
         assert!(lookup("missing.js").is_none());
         assert!(lookup("../Cargo.toml").is_none());
+        assert!(lookup("projects/../../secret").is_none());
+        assert!(lookup("missing.png").is_none());
+        assert_eq!(lookup("projects/team.data").unwrap().1.path, "index.html");
         assert_eq!(content_type("a/b.JS"), "text/javascript; charset=utf-8");
     }
 

@@ -15,6 +15,9 @@ use crate::{Caller, Gateway, Result};
 const QUEUE: usize = 10_000;
 /// The most events written in one transaction.
 const BATCH: usize = 500;
+/// How long the writer lingers after the first event of a batch, gathering more: under load
+/// it then wakes and commits a few dozen times a second, not once per request.
+const LINGER: Duration = Duration::from_millis(50);
 /// How often old events are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -91,6 +94,12 @@ impl Gateway {
                 n = rx.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
                         return;
+                    }
+                    if batch.len() < BATCH {
+                        tokio::time::sleep(LINGER).await;
+                        while batch.len() < BATCH && let Ok(e) = rx.try_recv() {
+                            batch.push(e);
+                        }
                     }
                     self.write_audit(&mut batch).await;
                 }
