@@ -4,9 +4,22 @@ bucket, key, decision, rule, request id and source address, and listed by
 
 from __future__ import annotations
 
+import time
+
 from botocore.exceptions import ClientError
 
-from conftest import eventually, unique
+from conftest import unique
+
+
+def stored(fn, timeout: float = 5.0):
+    """Call fn until it finds something: the audit writer stores decisions in batches, a
+    moment after the request (crates/gateway/src/audit.rs, `LINGER`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = fn()
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
 
 
 def test_decisions_are_stored_and_listed(server, s3, bucket, make_user):
@@ -23,7 +36,8 @@ def test_decisions_are_stored_and_listed(server, s3, bucket, make_user):
         events = server.admin("audit", "list", "--user", stranger.coffer_user, "--decision", "deny")
         return next((e for e in events if e["request_id"] == request_id), None)
 
-    e = eventually(denied_event)
+    e = stored(denied_event)
+    assert e is not None, f"no stored denial for request {request_id}"
     assert e["bucket"] == bucket
     assert e["key"] == "report.csv"
     assert e["action"] == "read"
@@ -32,7 +46,7 @@ def test_decisions_are_stored_and_listed(server, s3, bucket, make_user):
     assert e["access_key_id"] == stranger.coffer_key["access_key_id"]
     assert e["source"].startswith("127.0.0.1:")
 
-    allowed = eventually(
+    allowed = stored(
         lambda: [x for x in server.admin("audit", "list", "--bucket", bucket, "--decision", "allow") if x["key"] == "report.csv"]
     )
     assert all(x["principal"] == s3.coffer_user for x in allowed)
