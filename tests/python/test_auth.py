@@ -188,7 +188,13 @@ def test_classification_requires_clearance(server, make_user):
     with s3_error("AccessDenied", 403):
         uncleared.list_objects_v2(Bucket=b)
     assert b not in {x["Name"] for x in uncleared.list_buckets()["Buckets"]}
-    assert b in {x["Name"] for x in cleared.list_buckets()["Buckets"]}
+    # ListBuckets reads the gateway's cached listing of all buckets and grants, which may
+    # have been built before the grant and is dropped at the next change poll (HEAD above
+    # read the bucket's own entry, not cached yet): wait for it, as for the grant.
+    deadline = time.monotonic() + 2.0
+    while b not in (names := {x["Name"] for x in cleared.list_buckets()["Buckets"]}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b in names
 
     ex = explain(server, uncleared.coffer_user, b, "read")
     assert ex["allowed"] is False and ex["rule"]["rule"] == "clearance", ex
