@@ -83,7 +83,15 @@ fuzz_target!(|data: &[u8]| {
         Ok(_) => panic!("a request verified with a made-up signature: {h:?}"),
         Err(e) => {
             let msg = e.to_string();
-            assert!(input.secret.len() < 8 || !msg.contains(&input.secret), "the secret leaked into {msg:?}");
+            if input.secret.len() >= 8 && msg.contains(&input.secret) {
+                // Leaked only if it comes from the secret: with another secret of the same
+                // length the message must no longer hold it (a secret such as "x-amz-da" is
+                // also a piece of the message's own words or of the request).
+                let other: String = input.secret.chars().map(|c| if c == '~' { '^' } else { '~' }).collect();
+                let again = sigv4::verify(&h, &input.method, &input.path, input.query.as_deref(), &headers, &other, input.now);
+                let msg2 = again.err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(msg2.contains(&input.secret), "the secret leaked into {msg:?}");
+            }
         }
     }
 });
