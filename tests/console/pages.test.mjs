@@ -351,8 +351,9 @@ test('he sets a user quota and a bucket quota, and sees their usage bars', async
   await page.locator(`tr[data-user="${kate}"]`).getByRole('link', { name: `Set the quota of ${kate}` }).click();
   await page.waitForURL(`${COFFER}/console/admin/quotas?user=${kate}`);
   await page.getByRole('heading', { level: 1, name: 'Quotas' }).waitFor();
-  assert.equal(await page.getByLabel('User name', { exact: true }).inputValue(), kate);
+  // The form is filled in once her quota has been read: wait for that, then check it.
   await page.getByText(`User ${kate} has no quota now`).waitFor();
+  assert.equal(await page.getByLabel('User name', { exact: true }).inputValue(), kate);
   // Neither limit: refused in words, before asking the server.
   await page.getByRole('button', { name: 'Set quota' }).click();
   await page.getByRole('alert').getByText('Give a size limit, an object limit, or both.').waitFor();
