@@ -640,6 +640,30 @@ class CofferServer:
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.log_paths if p.exists())
 
+    def wait_log(self, found: Callable[[str], Any], timeout: float = 5.0) -> str:
+        """The server's log once `found(text)` is true: the server writes its lines in batches,
+        at most 10 ms after they are logged. Fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_text()
+            if found(text):
+                return text
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"not in the server's log within {timeout} s:\n{text[-3000:]}")
+            time.sleep(0.02)
+
+    def wait_records(self, found: Callable[[list[dict]], Any], timeout: float = 5.0) -> list[dict]:
+        """`log_records()` once `found(records)` is true (see `wait_log`)."""
+        records: list[dict] = []
+
+        def check(_text: str) -> Any:
+            nonlocal records
+            records = self.log_records()
+            return found(records)
+
+        self.wait_log(check, timeout)
+        return records
+
     def log_records(self) -> list[dict]:
         """Every JSON object logged on stdout or stderr, across runs."""
         out = []

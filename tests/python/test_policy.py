@@ -116,8 +116,9 @@ def test_a_policy_change_is_picked_up_without_a_restart(governed):
     (governed.policy_dir / "broken.rego").write_text("package coffer\nthis is not rego")
     time.sleep(1.5)
     auditor.list_objects_v2(Bucket="fdi-census")
-    assert any(
-        r.get("message") == "the changed policy is invalid; the last policy stays in force"
-        for r in governed.log_records()
+    governed.wait_records(
+        lambda records: any(
+            r.get("message") == "the changed policy is invalid; the last policy stays in force" for r in records
+        )
     )
     (governed.policy_dir / "broken.rego").unlink()

@@ -64,11 +64,13 @@ def test_the_read_only_endpoint_refuses_every_write(tiered):
     r = requests.put(url, headers=h, data=b"new", timeout=10)
     assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
     # the decision says why
-    denied = [
-        e for e in tiered.log_records()
-        if e.get("message") == "authorization decision" and e.get("bucket") == b and e.get("allowed") is False
-    ]
-    assert any(e.get("rule") == "this endpoint is read-only" for e in denied), denied[-3:]
+    def denied(records: list[dict]) -> list[dict]:
+        return [
+            e for e in records
+            if e.get("message") == "authorization decision" and e.get("bucket") == b and e.get("allowed") is False
+        ]
+
+    tiered.wait_records(lambda records: any(e.get("rule") == "this endpoint is read-only" for e in denied(records)))
 
 
 def test_tiers_hold_only_their_classifications(tiered):

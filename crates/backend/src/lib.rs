@@ -37,7 +37,7 @@ mod fs;
 pub mod fuzzing;
 
 pub use cloud::{AzureTierConfig, CloudBackend, CloudTierConfig, GcsTierConfig, S3TierConfig};
-pub use fs::FsBackend;
+pub use fs::{FsBackend, FsIo};
 
 /// A stream of body bytes, in or out.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static>>;

@@ -1,6 +1,7 @@
 //! The conformance suite (`conformance/`) on every backend: the filesystem, S3 (moto),
 //! Azure Blob (Azurite) and GCS (an in-process fake of its XML API). Each scenario is a
-//! test per backend: `fs::ranges`, `s3::ranges`, `azure::ranges`, `gcs::ranges`, ….
+//! test per backend: `fs::ranges`, `s3::ranges`, `azure::ranges`, `gcs::ranges`, …; the
+//! filesystem twice, its short calls inline (`fs`) and on the blocking pool (`fs_pool`).
 //! A cloud test passes with a notice when its emulator is not installed, and fails under
 //! `CI=true` (see `support`).
 
@@ -51,7 +52,8 @@ macro_rules! suite {
     };
 }
 
-suite!(fs, async { Some(crate::support::fs().await) });
+suite!(fs, async { Some(crate::support::fs(coffer_backend::FsIo::Inline).await) });
+suite!(fs_pool, async { Some(crate::support::fs(coffer_backend::FsIo::Pool).await) });
 suite!(s3, crate::support::s3());
 suite!(azure, crate::support::azure());
 suite!(gcs, crate::support::gcs());

@@ -224,6 +224,10 @@ pub enum TierBackend {
     Filesystem {
         /// The directory; relative paths are taken from the data directory.
         path: PathBuf,
+        /// Where the short calls of HEAD and small GETs run: `auto` (inline on a local
+        /// filesystem, on the blocking pool on a network or FUSE one), `inline` or `pool`.
+        #[serde(default)]
+        io: coffer_backend::FsIo,
     },
     /// An S3 bucket, on AWS or an S3-compatible store.
     S3(coffer_backend::S3TierConfig),
@@ -293,7 +297,10 @@ impl Config {
         let log_format = serve.and_then(|s| s.log_format).or(file.log_format).unwrap_or_default();
         let mut tiers = file.tiers;
         if tiers.is_empty() {
-            tiers.insert("standard".into(), TierConfig::of(TierBackend::Filesystem { path: PathBuf::from("objects") }));
+            tiers.insert(
+                "standard".into(),
+                TierConfig::of(TierBackend::Filesystem { path: PathBuf::from("objects"), io: Default::default() }),
+            );
         }
         for (name, tier) in tiers.iter_mut() {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
@@ -307,7 +314,7 @@ impl Config {
                     coffer_core::Classification::parse(c).with_context(|| format!("[tiers.{name}] classifications"))?;
                 }
             }
-            if let TierBackend::Filesystem { path } = &mut tier.backend
+            if let TierBackend::Filesystem { path, .. } = &mut tier.backend
                 && path.is_relative()
             {
                 *path = data_dir.join(&*path);
@@ -503,7 +510,7 @@ mod tests {
     use super::*;
 
     fn fs_tier(path: &str) -> TierConfig {
-        TierConfig::of(TierBackend::Filesystem { path: PathBuf::from(path) })
+        TierConfig::of(TierBackend::Filesystem { path: PathBuf::from(path), io: Default::default() })
     }
 
     #[test]
@@ -516,12 +523,18 @@ mod tests {
             [tiers.pb]
             kind = "filesystem"
             path = "/pb"
+            io = "pool"
             classifications = ["protected-b"]
             read_only = true
             "#,
         )
         .unwrap();
         let c = Config::resolve(file, &GlobalArgs::default(), None).unwrap();
+        let io = |t: &str| match &c.tiers[t].backend {
+            TierBackend::Filesystem { io, .. } => *io,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((io("pb"), io("standard")), (coffer_backend::FsIo::Pool, coffer_backend::FsIo::Auto));
         assert_eq!(c.tiers["pb"].classifications.as_deref(), Some(&["protected-b".to_owned()][..]));
         assert!(c.tiers["pb"].read_only);
         assert!(!c.tiers["standard"].read_only && c.tiers["standard"].classifications.is_none());
@@ -529,6 +542,7 @@ mod tests {
             "[tiers.x]\nkind = \"filesystem\"\npath = \"p\"\npaht = \"typo\"",
             "[tiers.x]\nkind = \"filesystem\"\npath = \"p\"\nread_only = \"yes\"",
             "[tiers.x]\nkind = \"tape\"\npath = \"p\"",
+            "[tiers.x]\nkind = \"filesystem\"\npath = \"p\"\nio = \"threads\"",
         ] {
             assert!(toml::from_str::<FileConfig>(bad).is_err(), "{bad}");
         }

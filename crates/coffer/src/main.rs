@@ -17,7 +17,7 @@
 //! - [`metrics`] — the Prometheus registry (requests, bytes, latency histogram).
 //! - [`admin`] — `coffer admin user|bucket|grant|key|explain`.
 //! - [`kubernetes`] — `coffer controller` and `coffer webhook`.
-//! - [`logging`] — structured logs, JSON or text.
+//! - [`logging`] — structured logs, JSON or text, batched on their way to stderr.
 
 mod admin;
 mod config;
@@ -33,6 +33,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::GlobalArgs;
+
+/// mimalloc: under many small requests glibc's malloc cost a tenth of the CPU, part of it
+/// threads waiting for each other's arena lock (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// coffer — object storage for every user and project of a data platform, behind an S3 API.
 #[derive(Parser, Debug)]
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
             }
         }
     });
+    logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -251,13 +251,23 @@ fn loggable(path: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A fresh request id: 16 upper-case hex digits, like S3's.
+/// A request id: 16 upper-case hex digits, like S3's `x-amz-request-id`. A counter mixed
+/// with a per-process random seed by a bijection of 64-bit integers (SplitMix64's), so ids
+/// never repeat within a process, look random, and differ between replicas, without a
+/// `getrandom` call per request.
 fn request_id() -> String {
-    let u = uuid::Uuid::new_v4();
-    hex_upper(&u.as_bytes()[..8])
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:016X}", mix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15))))
 }
 
-fn hex_upper(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
+/// SplitMix64's finalizer: a bijection of `u64` that scatters neighbouring inputs.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Request id, metrics and the summary log line around every request, then the front end
@@ -507,6 +517,21 @@ impl HttpBody for Counted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_and_never_repeat() {
+        let ids: Vec<String> = (0..100_000).map(|_| request_id()).collect();
+        assert!(
+            ids.iter().all(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
+        );
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        // Consecutive ids share no visible pattern: about half their bits differ.
+        let differing =
+            |a: &str, b: &str| (u64::from_str_radix(a, 16).unwrap() ^ u64::from_str_radix(b, 16).unwrap()).count_ones();
+        let mean = ids.windows(2).map(|w| differing(&w[0], &w[1]) as f64).sum::<f64>() / (ids.len() - 1) as f64;
+        assert!((28.0..36.0).contains(&mean), "{mean}");
+    }
 
     #[test]
     fn an_expect_without_a_body_is_recognised() {

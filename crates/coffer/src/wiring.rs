@@ -65,11 +65,13 @@ pub async fn tiers(cfg: &Config) -> anyhow::Result<BTreeMap<String, Arc<dyn Back
     let mut out: BTreeMap<String, Arc<dyn Backend>> = BTreeMap::new();
     for (name, tier) in &cfg.tiers {
         let backend: Arc<dyn Backend> = match &tier.backend {
-            TierBackend::Filesystem { path } => Arc::new(
-                FsBackend::new(path.clone())
+            TierBackend::Filesystem { path, io } => {
+                let fs = FsBackend::with_io(path.clone(), *io)
                     .await
-                    .with_context(|| format!("opening tier {name} at {}", path.display()))?,
-            ),
+                    .with_context(|| format!("opening tier {name} at {}", path.display()))?;
+                tracing::info!(tier = %name, path = %path.display(), inline_io = fs.io_inline(), "filesystem tier");
+                Arc::new(fs)
+            }
             TierBackend::S3(c) => Arc::new(CloudBackend::s3(name, c).with_context(|| format!("tier {name}"))?),
             TierBackend::Azure(c) => Arc::new(CloudBackend::azure(name, c).with_context(|| format!("tier {name}"))?),
             TierBackend::Gcs(c) => Arc::new(CloudBackend::gcs(name, c).with_context(|| format!("tier {name}"))?),

@@ -952,6 +952,20 @@ async fn audit_trail(db: &TestDb) {
     let left = store.list_audit(&f(None, None, None, 100)).await.unwrap();
     assert_eq!(left.len(), 5);
     assert!(left.iter().all(|e| e.at >= 1005));
+
+    // A full batch of the writer (500), more than one INSERT holds on PostgreSQL: every
+    // event stored once, each with its own fields.
+    let batch: Vec<_> = (0..500).map(|i| event(5000 + i, &format!("user{i}"), "b3", i % 2 == 0)).collect();
+    store.append_audit(&batch).await.unwrap();
+    let stored = store
+        .list_audit(&coffer_core::AuditFilter { bucket: Some("b3".into()), limit: 1000, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 500);
+    for (e, i) in stored.iter().zip((0..500).rev()) {
+        assert_eq!((e.at, e.principal.as_str(), e.allowed), (5000 + i, format!("user{i}").as_str(), i % 2 == 0));
+        assert_eq!(e.request_id, format!("R{}", 5000 + i));
+    }
 }
 
 async fn quotas_crud(db: &TestDb) {

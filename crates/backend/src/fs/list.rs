@@ -184,7 +184,7 @@ impl Walk<'_, '_> {
         let trailer = match child.trailer {
             Some(t) => t,
             None => match object_file::open(&child.path) {
-                Ok(Some((_, t))) => t,
+                Ok(Some(o)) => o.trailer,
                 Ok(None) => return Ok(Flow::Continue), // deleted meanwhile
                 Err(e) => {
                     tracing::warn!(path = %child.path.display(), error = %e, "skipping an unreadable object file");
@@ -377,7 +377,7 @@ fn has_object(dir: &Path) -> io::Result<bool> {
 /// The trailer of an object file, or `None` (with a warning when it is corrupt).
 fn readable_trailer(path: &Path) -> Option<Trailer> {
     match object_file::open(path) {
-        Ok(found) => found.map(|(_, t)| t),
+        Ok(found) => found.map(|o| o.trailer),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "skipping an unreadable object file");
             None

@@ -12,8 +12,10 @@
 //!
 //! The pieces live in their own files: `layout` (key ↔ path), `object_file` (file format),
 //! `write` (atomic streaming writes), `read` (opening objects, ranged streams), `remove`
-//! (deletes), `list` (ordered listings), `multipart` (uploads). Blocking filesystem calls run
-//! on tokio's blocking pool (`spawn_blocking`) or through `tokio::fs`.
+//! (deletes), `list` (ordered listings), `multipart` (uploads), `io_mode` (where the short
+//! calls run). Blocking filesystem calls run on tokio's blocking pool (`spawn_blocking`) or
+//! through `tokio::fs`, except those of a HEAD and a small GET on a local filesystem,
+//! which run inline (see `io_mode`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ use crate::{
     UploadInfo,
 };
 
+mod io_mode;
 pub(crate) mod layout;
 mod list;
 mod multipart;
@@ -34,6 +37,7 @@ mod read;
 mod remove;
 mod write;
 
+pub use io_mode::FsIo;
 use object_file::{Trailer, to_millis};
 use write::TempWriter;
 
@@ -53,6 +57,8 @@ pub struct FsBackend {
     root: PathBuf,
     tmp: PathBuf,
     uploads: PathBuf,
+    /// Whether the short calls of HEAD and small GETs run inline (see [`FsIo`]).
+    inline: bool,
 }
 
 impl FsBackend {
@@ -62,7 +68,12 @@ impl FsBackend {
     /// pool, and removes everything left in `root/.tmp` by writes a crash or kill
     /// interrupted. Call it once per root, before serving.
     pub async fn new(root: PathBuf) -> Result<FsBackend> {
-        let backend = FsBackend { tmp: root.join(TMP_DIR), uploads: root.join(UPLOADS_DIR), root };
+        Self::with_io(root, FsIo::Auto).await
+    }
+
+    /// [`FsBackend::new`], choosing where the short calls of HEAD and small GETs run.
+    pub async fn with_io(root: PathBuf, io: FsIo) -> Result<FsBackend> {
+        let mut backend = FsBackend { tmp: root.join(TMP_DIR), uploads: root.join(UPLOADS_DIR), root, inline: false };
         let b = backend.clone();
         blocking(move || {
             std::fs::create_dir_all(&b.root)?;
@@ -80,10 +91,26 @@ impl FsBackend {
                     _ => {}
                 }
             }
-            Ok(())
+            Ok(io.inline_for(&b.root))
         })
-        .await?;
+        .await
+        .map(|inline| backend.inline = inline)?;
         Ok(backend)
+    }
+
+    /// Whether the short calls of HEAD and small GETs run inline on this root.
+    pub fn io_inline(&self) -> bool {
+        self.inline
+    }
+
+    /// Run the short, bounded file-system work of a HEAD or a small GET: inline on a local
+    /// filesystem, on the blocking pool otherwise.
+    async fn short_io<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        if self.inline { f() } else { blocking(f).await }
     }
 
     /// The root directory.
@@ -221,7 +248,7 @@ impl Backend for FsBackend {
     async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
         let bucket_dir = self.bucket_dir(bucket)?;
         let key = key.to_owned();
-        blocking(move || read::open_object(&bucket_dir, &key).map(|(_, t)| t.object_info())).await
+        self.short_io(move || read::open_object(&bucket_dir, &key).map(|(_, t)| t.object_info())).await
     }
 
     async fn get_object(
@@ -232,7 +259,7 @@ impl Backend for FsBackend {
     ) -> Result<(ObjectInfo, (u64, u64), ByteStream)> {
         let bucket_dir = self.bucket_dir(bucket)?;
         let key = key.to_owned();
-        let (trailer, range, data) = blocking(move || read::open_range(&bucket_dir, &key, range)).await?;
+        let (trailer, range, data) = self.short_io(move || read::open_range(&bucket_dir, &key, range)).await?;
         Ok((trailer.object_info(), range, read::range_stream(data, range.1 - range.0)))
     }
 

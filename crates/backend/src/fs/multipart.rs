@@ -150,8 +150,8 @@ pub(crate) fn list_parts(upload: &Upload) -> Result<Vec<PartInfo>> {
     for entry in entries {
         let entry = entry?;
         let Some(n) = entry.file_name().to_str().and_then(parse_part_name) else { continue };
-        if let Some((_, trailer)) = object_file::open(&entry.path())? {
-            parts.push(trailer.part_info(n));
+        if let Some(o) = object_file::open(&entry.path())? {
+            parts.push(o.trailer.part_info(n));
         }
     }
     parts.sort_by_key(|p| p.part_number);
@@ -187,7 +187,7 @@ pub(crate) fn check_parts(upload: &Upload, parts: &[(u32, String)]) -> Result<Ch
 pub(crate) fn open_part(upload: &Upload, n: u32, etag: &str) -> Result<(std::fs::File, Trailer)> {
     check_part_number(n)?;
     match object_file::open(&upload.dir.join(part_name(n)))? {
-        Some((file, trailer)) if etag_matches(&trailer.etag, etag) => Ok((file, trailer)),
+        Some(o) if etag_matches(&o.trailer.etag, etag) => Ok((o.file, o.trailer)),
         Some(_) => Err(Error::InvalidPart(format!("part {n}: the ETag {etag} does not match the part uploaded"))),
         None => Err(Error::InvalidPart(format!("part {n} has not been uploaded"))),
     }

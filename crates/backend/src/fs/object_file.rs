@@ -10,7 +10,8 @@
 //! body straight to disk before the ETag and size are known. Reading the metadata costs a
 //! stat, one 16-byte read of the footer, and one read of the trailer.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -72,17 +73,45 @@ impl Trailer {
     }
 }
 
-/// Read the trailer of an open object file; the file position is left unspecified.
-/// Fails with `InvalidData` when the file is not in this format.
-pub(crate) fn read_trailer(file: &mut std::fs::File) -> io::Result<Trailer> {
-    let len = file.metadata()?.len();
+/// How much of a file's end [`open`] reads at once: the footer and a trailer of ordinary
+/// size (a key, an ETag, a content type and a few metadata), so that reading the metadata
+/// is one `pread`.
+pub(crate) const TRAILER_READ: u64 = 2 * 1024;
+/// What a GET reads at once with [`open_with_tail`]: also all the data of a small object,
+/// so that a 4 KiB GET is one `open`, one `fstat` and one `pread`.
+pub(crate) const SMALL_OBJECT_READ: u64 = 16 * 1024;
+
+/// An object file opened and its trailer read, with the last bytes read along the way.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub file: std::fs::File,
+    pub trailer: Trailer,
+    /// The file's last bytes, from offset `tail_start`.
+    tail: Vec<u8>,
+    tail_start: u64,
+}
+
+impl Opened {
+    /// The data bytes `start..end` if the read that found the trailer already holds them.
+    pub fn data_in_tail(&self, start: u64, end: u64) -> Option<&[u8]> {
+        if start < self.tail_start || end > self.trailer.size || start > end {
+            return None;
+        }
+        let from = (start - self.tail_start) as usize;
+        Some(&self.tail[from..from + (end - start) as usize])
+    }
+}
+
+/// Read the trailer of an open object file of `len` bytes. Positional reads only: the
+/// file position is not used. Fails with `InvalidData` when the file is not in this format.
+fn read_trailer(file: std::fs::File, len: u64, tail_read: u64) -> io::Result<Opened> {
     if len < FOOTER_LEN {
         return Err(corrupt("shorter than the footer"));
     }
-    let mut footer = [0u8; FOOTER_LEN as usize];
-    file.seek(SeekFrom::Start(len - FOOTER_LEN))?;
-    file.read_exact(&mut footer)?;
-    let (tlen, magic) = footer.split_at(8);
+    let tail_start = len - len.min(tail_read.max(FOOTER_LEN));
+    let mut tail = vec![0u8; (len - tail_start) as usize];
+    file.read_exact_at(&mut tail, tail_start)?;
+    let (tlen, magic) = tail[tail.len() - FOOTER_LEN as usize..].split_at(8);
     if magic != MAGIC {
         return Err(corrupt("bad magic"));
     }
@@ -91,29 +120,40 @@ pub(crate) fn read_trailer(file: &mut std::fs::File) -> io::Result<Trailer> {
         return Err(corrupt("bad trailer length"));
     }
     let data_len = len - FOOTER_LEN - tlen;
-    let mut json = vec![0u8; tlen as usize];
-    file.seek(SeekFrom::Start(data_len))?;
-    file.read_exact(&mut json)?;
-    let trailer: Trailer = serde_json::from_slice(&json).map_err(|e| corrupt(&format!("bad trailer: {e}")))?;
+    let parsed = if data_len >= tail_start {
+        let from = (data_len - tail_start) as usize;
+        serde_json::from_slice::<Trailer>(&tail[from..from + tlen as usize])
+    } else {
+        // A trailer larger than the tail read (many user metadata): read it whole.
+        let mut json = vec![0u8; tlen as usize];
+        file.read_exact_at(&mut json, data_len)?;
+        serde_json::from_slice::<Trailer>(&json)
+    };
+    let trailer = parsed.map_err(|e| corrupt(&format!("bad trailer: {e}")))?;
     if trailer.size != data_len {
         return Err(corrupt("the trailer's size does not match the data"));
     }
-    Ok(trailer)
+    Ok(Opened { file, trailer, tail, tail_start })
 }
 
 /// Open an object file and read its trailer. `Ok(None)` when there is no object file at
 /// `path` (missing, a directory, or a path through a non-directory).
-pub(crate) fn open(path: &std::path::Path) -> io::Result<Option<(std::fs::File, Trailer)>> {
-    let mut file = match std::fs::File::open(path) {
+pub(crate) fn open(path: &std::path::Path) -> io::Result<Option<Opened>> {
+    open_with_tail(path, TRAILER_READ)
+}
+
+/// [`open`], reading the last `tail_read` bytes of the file at once (see [`Opened::data_in_tail`]).
+pub(crate) fn open_with_tail(path: &std::path::Path, tail_read: u64) -> io::Result<Option<Opened>> {
+    let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if is_absent(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Ok(None);
     }
-    let trailer = read_trailer(&mut file)?;
-    Ok(Some((file, trailer)))
+    read_trailer(file, meta.len(), tail_read).map(Some)
 }
 
 /// Whether an error means "nothing there".
@@ -163,10 +203,46 @@ mod tests {
         f.write_all(b"hello").unwrap();
         f.write_all(&t.encode()).unwrap();
         drop(f);
-        let (_, read) = open(&path).unwrap().unwrap();
+        let read = open(&path).unwrap().unwrap().trailer;
         assert_eq!(read, t);
         assert_eq!(read.object_info().last_modified, from_millis(1_700_000_000_123));
         assert_eq!(to_millis(read.object_info().last_modified), 1_700_000_000_123);
+    }
+
+    #[test]
+    fn one_read_finds_the_trailer_and_a_small_objects_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obj");
+        let write = |data: &[u8], t: &Trailer| {
+            let mut f = std::fs::File::create(&path).unwrap();
+            f.write_all(data).unwrap();
+            f.write_all(&t.encode()).unwrap();
+        };
+        // Small: the data come with the trailer.
+        let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        write(&data, &trailer(4096));
+        let o = open_with_tail(&path, SMALL_OBJECT_READ).unwrap().unwrap();
+        assert_eq!(o.trailer, trailer(4096));
+        assert_eq!(o.data_in_tail(0, 4096).unwrap(), &data[..]);
+        assert_eq!(o.data_in_tail(100, 200).unwrap(), &data[100..200]);
+        assert_eq!(o.data_in_tail(4096, 4096).unwrap(), b"");
+        assert!(o.data_in_tail(0, 4097).is_none(), "past the data: the trailer is not data");
+        // With the metadata-only read the data are not there.
+        let o = open(&path).unwrap().unwrap();
+        assert!(o.data_in_tail(0, 4096).is_none());
+        assert_eq!(o.data_in_tail(4000, 4096).unwrap(), &data[4000..]);
+        // A trailer larger than the read (much user metadata) is read whole.
+        let mut big = trailer(4096);
+        big.meta.user_metadata.insert("big".into(), "x".repeat(3 * SMALL_OBJECT_READ as usize));
+        write(&data, &big);
+        for tail in [TRAILER_READ, SMALL_OBJECT_READ] {
+            let o = open_with_tail(&path, tail).unwrap().unwrap();
+            assert_eq!(o.trailer, big);
+            assert!(o.data_in_tail(0, 1).is_none());
+        }
+        // An object without data: the footer alone fits any read.
+        write(b"", &trailer(0));
+        assert_eq!(open_with_tail(&path, 1).unwrap().unwrap().trailer, trailer(0));
     }
 
     #[test]

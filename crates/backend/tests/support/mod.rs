@@ -28,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coffer_backend::{AzureTierConfig, Backend, CloudBackend, FsBackend, GcsTierConfig, S3TierConfig};
+use coffer_backend::{AzureTierConfig, Backend, CloudBackend, FsBackend, FsIo, GcsTierConfig, S3TierConfig};
 use object_store::client::{CryptoProvider, DigestAlgorithm, DigestContext, HmacContext, Signer, SigningAlgorithm};
 
 pub use gcs_fake::GcsFake;
@@ -370,10 +370,13 @@ fn dead_endpoint() -> String {
     format!("http://127.0.0.1:{}", free_port())
 }
 
-pub async fn fs() -> Env {
+/// The filesystem backend, with its short calls inline (what `io = "auto"` picks on a
+/// local disk) or on the blocking pool (on a network filesystem).
+pub async fn fs(io: FsIo) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let backend = FsBackend::new(root.clone()).await.unwrap();
+    let backend = FsBackend::with_io(root.clone(), io).await.unwrap();
+    assert_eq!(backend.io_inline(), io == FsIo::Inline);
     backend.create_bucket(BUCKET).await.unwrap();
     // A root that was removed cannot be used.
     let dead = FsBackend::new(dir.path().join("dead")).await.unwrap();
