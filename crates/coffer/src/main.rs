@@ -34,11 +34,6 @@ use clap::{Parser, Subcommand};
 
 use crate::config::GlobalArgs;
 
-/// mimalloc: under many small requests glibc's malloc cost a tenth of the CPU, part of it
-/// threads waiting for each other's arena lock (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// coffer — object storage for every user and project of a data platform, behind an S3 API.
 #[derive(Parser, Debug)]
 #[command(name = "coffer", version, about, long_about = None)]

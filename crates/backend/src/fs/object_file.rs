@@ -93,12 +93,29 @@ pub(crate) struct Opened {
 
 impl Opened {
     /// The data bytes `start..end` if the read that found the trailer already holds them.
+    #[cfg(test)]
     pub fn data_in_tail(&self, start: u64, end: u64) -> Option<&[u8]> {
+        let from = self.tail_offset(start, end)?;
+        Some(&self.tail[from..from + (end - start) as usize])
+    }
+
+    /// The trailer and the data bytes `start..end`, without copying, if the read that found
+    /// the trailer already holds them; the `Opened` back otherwise.
+    pub fn take_data_in_tail(self, start: u64, end: u64) -> Result<(Trailer, bytes::Bytes), Opened> {
+        match self.tail_offset(start, end) {
+            Some(from) => {
+                let data = bytes::Bytes::from(self.tail).slice(from..from + (end - start) as usize);
+                Ok((self.trailer, data))
+            }
+            None => Err(self),
+        }
+    }
+
+    fn tail_offset(&self, start: u64, end: u64) -> Option<usize> {
         if start < self.tail_start || end > self.trailer.size || start > end {
             return None;
         }
-        let from = (start - self.tail_start) as usize;
-        Some(&self.tail[from..from + (end - start) as usize])
+        Some((start - self.tail_start) as usize)
     }
 }
 
@@ -142,7 +159,8 @@ pub(crate) fn open(path: &std::path::Path) -> io::Result<Option<Opened>> {
     open_with_tail(path, TRAILER_READ)
 }
 
-/// [`open`], reading the last `tail_read` bytes of the file at once (see [`Opened::data_in_tail`]).
+/// [`open`], reading the last `tail_read` bytes of the file at once (see
+/// [`Opened::take_data_in_tail`]).
 pub(crate) fn open_with_tail(path: &std::path::Path, tail_read: u64) -> io::Result<Option<Opened>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -227,6 +245,8 @@ mod tests {
         assert_eq!(o.data_in_tail(100, 200).unwrap(), &data[100..200]);
         assert_eq!(o.data_in_tail(4096, 4096).unwrap(), b"");
         assert!(o.data_in_tail(0, 4097).is_none(), "past the data: the trailer is not data");
+        let (t, bytes) = o.take_data_in_tail(10, 20).unwrap();
+        assert_eq!((t, &bytes[..]), (trailer(4096), &data[10..20]));
         // With the metadata-only read the data are not there.
         let o = open(&path).unwrap().unwrap();
         assert!(o.data_in_tail(0, 4096).is_none());

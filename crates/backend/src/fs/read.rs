@@ -64,10 +64,10 @@ pub(crate) fn open_range(
         Some(r) => r.resolve(opened.trailer.size)?,
         None => (0, opened.trailer.size),
     };
-    if let Some(data) = opened.data_in_tail(start, end) {
-        let data = Bytes::copy_from_slice(data);
-        return Ok((opened.trailer, (start, end), RangeData::Read(data)));
-    }
+    let opened = match opened.take_data_in_tail(start, end) {
+        Ok((trailer, data)) => return Ok((trailer, (start, end), RangeData::Read(data))),
+        Err(opened) => opened,
+    };
     let Opened { mut file, trailer, .. } = opened;
     if end - start <= SMALL_READ {
         let mut data = vec![0u8; (end - start) as usize];
