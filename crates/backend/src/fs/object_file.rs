@@ -99,16 +99,13 @@ impl Opened {
         Some(&self.tail[from..from + (end - start) as usize])
     }
 
-    /// The trailer and the data bytes `start..end`, without copying, if the read that found
-    /// the trailer already holds them; the `Opened` back otherwise.
-    pub fn take_data_in_tail(self, start: u64, end: u64) -> Result<(Trailer, bytes::Bytes), Opened> {
-        match self.tail_offset(start, end) {
-            Some(from) => {
-                let data = bytes::Bytes::from(self.tail).slice(from..from + (end - start) as usize);
-                Ok((self.trailer, data))
-            }
-            None => Err(self),
-        }
+    /// The file, the trailer and, without copying, the data bytes `start..end` if the read
+    /// that found the trailer already holds them.
+    pub fn into_parts(self, start: u64, end: u64) -> (std::fs::File, Trailer, Option<bytes::Bytes>) {
+        let data = self
+            .tail_offset(start, end)
+            .map(|from| bytes::Bytes::from(self.tail).slice(from..from + (end - start) as usize));
+        (self.file, self.trailer, data)
     }
 
     fn tail_offset(&self, start: u64, end: u64) -> Option<usize> {
@@ -160,7 +157,7 @@ pub(crate) fn open(path: &std::path::Path) -> io::Result<Option<Opened>> {
 }
 
 /// [`open`], reading the last `tail_read` bytes of the file at once (see
-/// [`Opened::take_data_in_tail`]).
+/// [`Opened::into_parts`]).
 pub(crate) fn open_with_tail(path: &std::path::Path, tail_read: u64) -> io::Result<Option<Opened>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -245,8 +242,8 @@ mod tests {
         assert_eq!(o.data_in_tail(100, 200).unwrap(), &data[100..200]);
         assert_eq!(o.data_in_tail(4096, 4096).unwrap(), b"");
         assert!(o.data_in_tail(0, 4097).is_none(), "past the data: the trailer is not data");
-        let (t, bytes) = o.take_data_in_tail(10, 20).unwrap();
-        assert_eq!((t, &bytes[..]), (trailer(4096), &data[10..20]));
+        let (_, t, bytes) = o.into_parts(10, 20);
+        assert_eq!((t, &bytes.unwrap()[..]), (trailer(4096), &data[10..20]));
         // With the metadata-only read the data are not there.
         let o = open(&path).unwrap().unwrap();
         assert!(o.data_in_tail(0, 4096).is_none());

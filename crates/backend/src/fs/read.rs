@@ -64,11 +64,10 @@ pub(crate) fn open_range(
         Some(r) => r.resolve(opened.trailer.size)?,
         None => (0, opened.trailer.size),
     };
-    let opened = match opened.take_data_in_tail(start, end) {
-        Ok((trailer, data)) => return Ok((trailer, (start, end), RangeData::Read(data))),
-        Err(opened) => opened,
-    };
-    let Opened { mut file, trailer, .. } = opened;
+    let (mut file, trailer, in_tail) = opened.into_parts(start, end);
+    if let Some(data) = in_tail {
+        return Ok((trailer, (start, end), RangeData::Read(data)));
+    }
     if end - start <= SMALL_READ {
         let mut data = vec![0u8; (end - start) as usize];
         file.read_exact_at(&mut data, start)?;
