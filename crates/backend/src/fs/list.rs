@@ -106,8 +106,9 @@ struct Child {
     segment: String,
     is_dir: bool,
     path: PathBuf,
-    /// The trailer, when it had to be read to learn the segment (hashed object files).
-    trailer: Option<Trailer>,
+    /// The trailer, when it had to be read to learn the segment (hashed object files);
+    /// boxed, because a directory's children are all held at once and most have none.
+    trailer: Option<Box<Trailer>>,
 }
 
 impl Child {
@@ -138,7 +139,8 @@ struct Walk<'f, 'q> {
 impl Walk<'_, '_> {
     /// Walk from `dir`, whose keys all start with `dir_prefix`.
     fn run(&mut self, dir: &Path, dir_prefix: String) -> io::Result<()> {
-        let mut stack = vec![(read_children(dir, &dir_prefix)?.into_iter(), dir_prefix)];
+        let f = self.filter;
+        let mut stack = vec![(read_children(dir, &dir_prefix, f)?.into_iter(), dir_prefix)];
         while let Some((children, dir_prefix)) = stack.last_mut() {
             let Some(child) = children.next() else {
                 stack.pop();
@@ -148,7 +150,7 @@ impl Walk<'_, '_> {
                 let sub = format!("{dir_prefix}{}/", child.segment);
                 match self.visit_dir(&child, &sub)? {
                     Visit::Descend => {
-                        let grandchildren = read_children(&child.path, &sub)?;
+                        let grandchildren = read_children(&child.path, &sub, f)?;
                         stack.push((grandchildren.into_iter(), sub));
                         Flow::Continue
                     }
@@ -182,7 +184,7 @@ impl Walk<'_, '_> {
             return Ok(self.push_prefix(common));
         }
         let trailer = match child.trailer {
-            Some(t) => t,
+            Some(t) => *t,
             None => match object_file::open(&child.path) {
                 Ok(Some(o)) => o.trailer,
                 Ok(None) => return Ok(Flow::Continue), // deleted meanwhile
@@ -225,7 +227,7 @@ impl Walk<'_, '_> {
         }
         let mut pending = vec![(dir.to_path_buf(), dir_prefix.to_owned())];
         while let Some((dir, dir_prefix)) = pending.pop() {
-            for child in read_children(&dir, &dir_prefix)? {
+            for child in read_children(&dir, &dir_prefix, f)? {
                 if child.is_dir {
                     let sub = format!("{dir_prefix}{}/", child.segment);
                     if f.dir_before_start(&sub) {
@@ -270,8 +272,18 @@ enum Visit {
 }
 
 /// The entries of `dir` (whose keys start with `dir_prefix`) that this backend wrote,
-/// decoded and in key order. A missing directory has none.
-fn read_children(dir: &Path, dir_prefix: &str) -> io::Result<Vec<Child>> {
+/// decoded and in key order, but for objects `filter` puts before its start (a later page
+/// of a large directory then holds and sorts only what follows the previous one). A
+/// missing directory has none.
+fn read_children(dir: &Path, dir_prefix: &str, filter: &Filter) -> io::Result<Vec<Child>> {
+    let before_start = |segment: &str| {
+        filter.start_after.is_some() && {
+            let mut key = String::with_capacity(dir_prefix.len() + segment.len());
+            key.push_str(dir_prefix);
+            key.push_str(segment);
+            key.starts_with(filter.prefix) && !filter.after_start(&key)
+        }
+    };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if is_absent(&e) => return Ok(Vec::new()),
@@ -295,14 +307,20 @@ fn read_children(dir: &Path, dir_prefix: &str) -> io::Result<Vec<Child>> {
             children.push(Child { segment, is_dir: true, path, trailer: None });
         } else if file_type.is_file() {
             match layout::decode_name(&name, false) {
-                Some(Decoded::Segment(segment)) => children.push(Child { segment, is_dir: false, path, trailer: None }),
+                Some(Decoded::Segment(segment)) if !before_start(&segment) => {
+                    children.push(Child { segment, is_dir: false, path, trailer: None })
+                }
+                Some(Decoded::Segment(_)) => {}
                 Some(Decoded::Hashed) => {
                     let Some(trailer) = readable_trailer(&path) else { continue };
                     let Some(segment) = trailer.key.strip_prefix(dir_prefix).filter(|s| !s.contains('/')) else {
                         continue;
                     };
+                    if before_start(segment) {
+                        continue;
+                    }
                     let segment = segment.to_owned();
-                    children.push(Child { segment, is_dir: false, path, trailer: Some(trailer) });
+                    children.push(Child { segment, is_dir: false, path, trailer: Some(Box::new(trailer)) });
                 }
                 None => {}
             }
