@@ -44,7 +44,7 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 
 MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[1]
@@ -92,6 +92,7 @@ class Stats:
         self.verified = 0
         self.mismatches: list[str] = []
         self.final_checked = 0
+        self.final_reconnects = 0
         self.final_bad: list[str] = []
         self.elapsed = 0.0
 
@@ -120,6 +121,7 @@ class Stats:
             "verified": self.verified,
             "mismatches": self.mismatches,
             "final_checked": self.final_checked,
+            "final_reconnects": self.final_reconnects,
             "final_bad": self.final_bad,
             "elapsed": self.elapsed,
         }
@@ -350,19 +352,32 @@ class Client:
                 with self.lock:
                     self.stats.error(op, e)
 
+    def check_key(self, key: str) -> bool:
+        """Is `key` present with exactly its expected bytes, or absent if it should be?"""
+        if key in self.expected:
+            body = self.c.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return body == self.expected_bytes(key)
+        try:
+            self.c.head_object(Bucket=self.bucket, Key=key)
+            return False
+        except ClientError as e:
+            return e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
     def final_check(self) -> None:
         """Every key of this client: present with exactly its bytes, or absent."""
         for key in self.keys:
             try:
-                if key in self.expected:
-                    body = self.c.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-                    ok = body == self.expected_bytes(key)
-                else:
-                    try:
-                        self.c.head_object(Bucket=self.bucket, Key=key)
-                        ok = False
-                    except ClientError as e:
-                        ok = e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+                try:
+                    ok = self.check_key(key)
+                except ConnectionClosedError:
+                    # This client's pooled connection sat idle while the others checked their
+                    # keys; the server closes an idle keep-alive connection (after its header
+                    # timeout), and a request sent at that moment meets the close. Any HTTP
+                    # client retries that on a new connection; so does this read-only check,
+                    # once. The load phase itself never retries.
+                    with self.lock:
+                        self.stats.final_reconnects += 1
+                    ok = self.check_key(key)
             except Exception as e:  # noqa: BLE001 - counted as bad
                 ok = False
                 key = f"{key} ({e})"
@@ -450,12 +465,13 @@ def run(endpoint: str, access_key: str, secret_key: str, duration: float, client
     ops: dict[str, list[float]] = collections.defaultdict(list)
     errors: collections.Counter = collections.Counter()
     summary = {"duration": elapsed, "clients": clients, "procs": procs, "bytes_up": 0, "bytes_down": 0,
-               "verified": 0, "mismatches": [], "final_checked": 0, "final_bad": [], "error_samples": []}
+               "verified": 0, "mismatches": [], "final_checked": 0, "final_reconnects": 0, "final_bad": [],
+               "error_samples": []}
     for r in results:
         for k, v in r["ops"].items():
             ops[k] += v
         errors.update(r["errors"])
-        for f in ("bytes_up", "bytes_down", "verified", "final_checked"):
+        for f in ("bytes_up", "bytes_down", "verified", "final_checked", "final_reconnects"):
             summary[f] += r[f]
         for f in ("mismatches", "final_bad", "error_samples"):
             summary[f] += r[f]
@@ -501,7 +517,10 @@ def report(s: dict) -> str:
     lines.append(f"verification: {s['verified']} reads and answers checked, {len(s['mismatches'])} mismatches")
     for m in s["mismatches"][:10]:
         lines.append(f"  {m}")
-    lines.append(f"final read-back: {s['final_checked']} keys, {len(s['final_bad'])} lost or corrupted")
+    lines.append(
+        f"final read-back: {s['final_checked']} keys, {len(s['final_bad'])} lost or corrupted"
+        f" ({s['final_reconnects']} read again after an idle connection closed)"
+    )
     for m in s["final_bad"][:10]:
         lines.append(f"  {m}")
     if s.get("rss_kib"):
