@@ -5,14 +5,13 @@
 //! reader keeps the inode it opened. Data are read in bounded chunks, so memory does not
 //! grow with the size of the object.
 
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use bytes::Bytes;
 
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use futures::StreamExt;
 
 use super::layout;
 use super::object_file::{self, Opened, Trailer};
@@ -82,30 +81,101 @@ pub(crate) fn range_stream(data: RangeData, len: u64) -> ByteStream {
     match data {
         RangeData::Read(b) if b.is_empty() => Box::pin(futures::stream::empty()),
         RangeData::Read(b) => Box::pin(futures::stream::once(async move { Ok(b) })),
-        RangeData::File(file) => {
-            let file = tokio::fs::File::from_std(file);
-            Box::pin(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
-        }
+        RangeData::File(file) => file_chunks(file, len),
     }
 }
 
-/// Copy the `size` data bytes of an open object file into `writer`, chunk by chunk.
-pub(crate) async fn copy_data(file: std::fs::File, size: u64, writer: &mut TempWriter) -> Result<()> {
-    let mut file = tokio::fs::File::from_std(file);
-    file.seek(SeekFrom::Start(0)).await?;
-    let mut data = file.take(size);
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut copied = 0u64;
-    loop {
-        let n = data.read(&mut buf).await?;
-        if n == 0 {
-            break;
+/// The next `len` bytes of `file`, from its current position, in chunks of [`READ_CHUNK`].
+///
+/// Each chunk is read on the blocking pool straight into the buffer that is then sent (no
+/// copy in between), and the next chunk is read while the stream's consumer handles this
+/// one: reading the file and sending the data overlap. A file shorter than `len` ends the
+/// stream with `UnexpectedEof`.
+pub(crate) fn file_chunks(file: std::fs::File, len: u64) -> ByteStream {
+    let first = (len > 0).then(|| read_chunk(file, len));
+    Box::pin(futures::stream::unfold(first, |next| async move {
+        let (file, data, left) = match next?.await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return Some((Err(e), None)),
+            Err(e) => return Some((Err(std::io::Error::other(e)), None)),
+        };
+        let next = (left > 0).then(|| read_chunk(file, left));
+        Some((Ok(data), next))
+    }))
+}
+
+/// A chunk being read: the file, the chunk and the bytes left after it.
+type ChunkRead = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Bytes, u64)>>;
+
+fn read_chunk(file: std::fs::File, left: u64) -> ChunkRead {
+    tokio::task::spawn_blocking(move || {
+        let want = left.min(READ_CHUNK as u64);
+        let mut data = Vec::with_capacity(want as usize);
+        // `read_to_end` reads into the vector's spare capacity without zeroing it first.
+        (&file).take(want).read_to_end(&mut data)?;
+        if (data.len() as u64) < want {
+            return Err(truncated());
         }
-        writer.write(&buf[..n]).await?;
-        copied += n as u64;
-    }
-    if copied != size {
-        return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "an object file was truncated")));
+        Ok((file, Bytes::from(data), left - want))
+    })
+}
+
+fn truncated() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "an object file was truncated")
+}
+
+/// Copy the `size` data bytes of an open object file into `writer`, chunk by chunk.
+pub(crate) async fn copy_data(mut file: std::fs::File, size: u64, writer: &mut TempWriter) -> Result<()> {
+    file.rewind()?;
+    let mut chunks = file_chunks(file, size);
+    while let Some(chunk) = chunks.next().await {
+        writer.write(chunk?).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes that differ at every offset, so a chunk out of place shows.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
+    }
+
+    async fn collect(mut s: ByteStream) -> std::io::Result<(Vec<u8>, Vec<usize>)> {
+        let (mut all, mut sizes) = (Vec::new(), Vec::new());
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk?;
+            sizes.push(chunk.len());
+            all.extend_from_slice(&chunk);
+        }
+        Ok((all, sizes))
+    }
+
+    #[tokio::test]
+    async fn a_range_streams_exactly_its_bytes_in_read_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data = pattern(3 * READ_CHUNK + 1000);
+        std::fs::write(&path, &data).unwrap();
+        let (start, len) = (777usize, 2 * READ_CHUNK + 5);
+        let mut file = std::fs::File::open(&path).unwrap();
+        file.seek(SeekFrom::Start(start as u64)).unwrap();
+        let (got, sizes) = collect(file_chunks(file, len as u64)).await.unwrap();
+        assert_eq!(sizes, vec![READ_CHUNK, READ_CHUNK, 5]);
+        assert!(got == data[start..start + len], "the bytes of the range, in order");
+        let (empty, sizes) = collect(file_chunks(std::fs::File::open(&path).unwrap(), 0)).await.unwrap();
+        assert!(empty.is_empty() && sizes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_its_range_ends_the_stream_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, pattern(READ_CHUNK + 10)).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let err = collect(file_chunks(file, 2 * READ_CHUNK as u64)).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 }
