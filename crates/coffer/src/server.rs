@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use coffer_gateway::Gateway;
@@ -215,6 +215,13 @@ fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state, around_request))
 }
 
+/// The request id's header on REST and console answers, on S3 answers (as AWS names it) and
+/// on STS answers (likewise). Built at compile time: a name given as a string is parsed
+/// again on every insert.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_AMZ_REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-request-id");
+const X_AMZN_REQUESTID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+
 /// The plain routes: GET `/healthz`, `/readyz`, `/metrics`.
 async fn plain_route(st: &AppState, path: &str) -> Option<Response> {
     match path {
@@ -299,7 +306,7 @@ async fn around_request(State(st): State<AppState>, req: Request, next: Next) ->
             });
             let mut resp = next.run(req).await;
             if let Ok(v) = HeaderValue::from_str(&id) {
-                resp.headers_mut().insert("x-request-id", v);
+                resp.headers_mut().insert(X_REQUEST_ID, v);
             }
             (front.to_owned(), resp)
         } else if coffer_s3_api::sts::is_sts_request(&method, req.uri(), req.headers()) {
@@ -398,7 +405,7 @@ async fn s3_request(st: &AppState, mut req: Request, next: Next, id: &str) -> (S
         }
     }
     if let Ok(v) = HeaderValue::from_str(id) {
-        resp.headers_mut().insert("x-amz-request-id", v);
+        resp.headers_mut().insert(X_AMZ_REQUEST_ID, v);
     }
     (op.get().unwrap_or_else(|| "Unknown".to_owned()), resp)
 }
@@ -413,7 +420,7 @@ async fn sts(st: &AppState, req: Request, request_id: &str) -> Response {
     let (status, xml) = coffer_s3_api::sts::handle(&st.gateway, query.as_deref(), &body, request_id).await;
     let mut resp = (status, [(header::CONTENT_TYPE, "text/xml")], xml).into_response();
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert("x-amzn-requestid", v);
+        resp.headers_mut().insert(X_AMZN_REQUESTID, v);
     }
     resp
 }

@@ -126,11 +126,11 @@ impl Gateway {
         if batch.is_empty() {
             return;
         }
-        if let Err(e) = self.store.append_audit(batch).await {
+        let events = batch.len();
+        if let Err(e) = self.store.append_audit(std::mem::replace(batch, Vec::with_capacity(BATCH))).await {
             // The log stream already has them.
-            tracing::warn!(error = %e, events = batch.len(), "cannot store audit events");
+            tracing::warn!(error = %e, events, "cannot store audit events");
         }
-        batch.clear();
     }
 
     /// Audit events for the operator, newest first.

@@ -200,7 +200,7 @@ impl MetadataStore for Counting {
     async fn owner_usage(&self, owner: &str) -> Result<(Usage, usize)> {
         delegate!(self.owner_usage(owner))
     }
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<()> {
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()> {
         delegate!(self.append_audit(events))
     }
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {

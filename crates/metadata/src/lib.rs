@@ -159,8 +159,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn owner_usage(&self, owner: &str) -> Result<(Usage, usize)>;
 
     /// Append audit events, in one transaction. The audit trail is not about rights: the
-    /// revision does not move.
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<()>;
+    /// revision does not move. The events are taken by value: their strings become the
+    /// rows' values without a copy.
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()>;
     /// Audit events matching `filter`, newest first, at most `filter.limit`.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
     /// Delete the events older than `before` (Unix milliseconds); returns how many.

@@ -917,8 +917,8 @@ async fn audit_trail(db: &TestDb) {
     let before = store.revision().await.unwrap();
     let events: Vec<_> =
         (0..10).map(|i| event(1000 + i, if i % 2 == 0 { "alice" } else { "bob" }, "b1", i % 3 != 0)).collect();
-    store.append_audit(&events).await.unwrap();
-    store.append_audit(&[]).await.unwrap();
+    store.append_audit(events).await.unwrap();
+    store.append_audit(Vec::new()).await.unwrap();
     assert_eq!(store.revision().await.unwrap(), before, "the audit trail is not a metadata change");
 
     let all = store.list_audit(&coffer_core::AuditFilter { limit: 100, ..Default::default() }).await.unwrap();
@@ -956,7 +956,7 @@ async fn audit_trail(db: &TestDb) {
     // A full batch of the writer (500), more than one INSERT holds on PostgreSQL: every
     // event stored once, each with its own fields.
     let batch: Vec<_> = (0..500).map(|i| event(5000 + i, &format!("user{i}"), "b3", i % 2 == 0)).collect();
-    store.append_audit(&batch).await.unwrap();
+    store.append_audit(batch).await.unwrap();
     let stored = store
         .list_audit(&coffer_core::AuditFilter { bucket: Some("b3".into()), limit: 1000, ..Default::default() })
         .await
@@ -1260,7 +1260,7 @@ async fn change_notifications(db: &TestDb) {
     assert_conflict(other.create_user(&user("alice")).await, "user", "alice");
     other.set_bucket_usage("data", usage(1, 1)).await.unwrap();
     other.add_bucket_usage("data", 5, 1).await.unwrap();
-    other.append_audit(&[event(1, "alice", "data", true)]).await.unwrap();
+    other.append_audit(vec![event(1, "alice", "data", true)]).await.unwrap();
     other.remove_grant("data", &to_user("nobody")).await.unwrap_err();
     store.put_grant(&grant("data", to_user("bob"), Role::Read)).await.unwrap();
     assert_eq!(next_event(&mut first).await, ChangeEvent::Changed(last + 2));
