@@ -39,6 +39,11 @@ impl Role {
         }
     }
 
+    /// The indefinite article before the role's name in a sentence: "an admin grant".
+    pub fn article(self) -> &'static str {
+        if self == Role::Admin { "an" } else { "a" }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "read" => Some(Role::Read),
@@ -153,8 +158,8 @@ impl fmt::Display for Rule {
         match self {
             Rule::Owner => write!(f, "the principal owns the bucket"),
             Rule::PlatformAdmin => write!(f, "the principal is the platform admin"),
-            Rule::UserGrant { role } => write!(f, "a {role} grant to the user"),
-            Rule::GroupGrant { group, role } => write!(f, "a {role} grant to group {group}"),
+            Rule::UserGrant { role } => write!(f, "{} {role} grant to the user", role.article()),
+            Rule::GroupGrant { group, role } => write!(f, "{} {role} grant to group {group}", role.article()),
             Rule::CredentialExpired => write!(f, "the credential has expired"),
             Rule::CredentialBucketScope => write!(f, "the credential is limited to other buckets"),
             Rule::CredentialReadOnly => write!(f, "the credential is read-only"),
@@ -343,6 +348,18 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_700_000_000;
+
+    #[test]
+    fn grant_rules_read_as_english() {
+        assert_eq!(Rule::UserGrant { role: Role::Admin }.to_string(), "an admin grant to the user");
+        assert_eq!(Rule::UserGrant { role: Role::Read }.to_string(), "a read grant to the user");
+        let group = Rule::GroupGrant { group: "ds".into(), role: Role::Write };
+        assert_eq!(group.to_string(), "a write grant to group ds");
+        assert_eq!(
+            Rule::GroupGrant { group: "ds".into(), role: Role::Admin }.to_string(),
+            "an admin grant to group ds"
+        );
+    }
 
     fn class(s: &str) -> Classification {
         Classification::parse(s).unwrap()
