@@ -293,7 +293,7 @@ impl Backend for FsBackend {
         read::copy_data(file, src.size, &mut writer).await?;
         let trailer = Trailer {
             key: dst_key.to_owned(),
-            etag: hex::encode(writer.md5()),
+            etag: hex::encode(writer.md5().await?),
             size: writer.size(),
             last_modified: now_millis(),
             meta: meta.unwrap_or(src.meta),
