@@ -19,8 +19,11 @@ use super::layout::{KeyPath, NAME_FILE};
 use super::object_file::{Trailer, is_absent};
 use crate::{ByteStream, Error, MAX_PUT_SIZE, PutChecks, Result};
 
-/// The size of the batches a temporary file is written in.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// The size of the batches a temporary file is hashed and written in: large enough that
+/// handing a batch to the blocking pool costs little beside its work (1 MiB made one upload
+/// 16–20 % faster than 256 KiB; docs/BENCHMARKS.md), small enough that 16 uploads at once
+/// hold a few dozen MiB.
+const WRITE_BUFFER: usize = 1024 * 1024;
 /// How often a rename is retried when a concurrent delete removed a parent directory.
 const RENAME_ATTEMPTS: usize = 32;
 
@@ -63,23 +66,29 @@ impl Drop for TempGuard {
 
 /// A temporary file being written, with the running MD5 and size.
 ///
-/// Data are gathered into batches of [`WRITE_BUFFER`] bytes, and each batch is hashed and
-/// written (one `writev`) on the blocking pool while the next one arrives (the chunks are
-/// written as they came, never copied into a buffer). MD5 runs at about 700 MB/s on one
-/// core: hashing a batch on an async worker would hold that worker, and every request
-/// waiting on it, for a third of a millisecond per batch. Every [`WRITEBACK_EVERY`] bytes, unless the previous one is still
-/// running, the writer starts an `fdatasync` of what it wrote so far on another thread,
-/// without waiting for it: the disk writes the object while the upload is still arriving,
-/// and the final `fsync` finds little left to do. Without it the whole object waits in the
-/// page cache and the upload ends with the disk writing all of it. Databases do the same
-/// with their large writes (PostgreSQL's `backend_flush_after`, RocksDB's `bytes_per_sync`,
-/// with `sync_file_range(2)`, which has no wrapper without `unsafe` code in our
-/// dependencies).
+/// Data are gathered into batches of [`WRITE_BUFFER`] bytes. Each batch is hashed by one
+/// task and written (one `writev`) by another on the blocking pool, while the next batch
+/// arrives: the socket, the hash and the file each move at their own pace, one batch apart
+/// (the chunks are written as they came, never copied into a buffer). Hashing (MD5, about
+/// 800 MB/s on one core; it cannot be split) and writing into the page cache (about as
+/// fast here) take similar time, and neither waits for the other.
+///
+/// Every [`WRITEBACK_EVERY`] bytes, unless the previous one is still running, the writer
+/// starts an `fdatasync` of what it wrote so far on another thread, without waiting for it:
+/// the disk writes the object while the upload is still arriving, and the final `fsync`
+/// finds little left to do. Without it the whole object waits in the page cache and the
+/// upload ends with the disk writing all of it. Databases do the same with their large
+/// writes (PostgreSQL's `backend_flush_after`, RocksDB's `bytes_per_sync`, with
+/// `sync_file_range(2)`, which has no wrapper without `unsafe` code in our dependencies).
 pub(crate) struct TempWriter {
-    /// The file and the hash, when no batch is being written.
-    idle: Option<Sink>,
-    /// The batch being written; it hands the file and the hash back.
-    in_flight: Option<tokio::task::JoinHandle<io::Result<Sink>>>,
+    /// The file, when no batch is being written.
+    file: Option<std::fs::File>,
+    /// The batch being written; it hands the file back.
+    in_flight: Option<tokio::task::JoinHandle<io::Result<std::fs::File>>>,
+    /// The hash of the data so far (`None` when not hashing), when no batch is being hashed.
+    md5: Option<Md5>,
+    /// The batch being hashed; it hands the hash back.
+    hashing: Option<tokio::task::JoinHandle<Md5>>,
     /// The chunks of the next batch, and their size; the first `batch_hashed` of them are
     /// in the hash already.
     batch: Vec<Bytes>,
@@ -96,12 +105,6 @@ pub(crate) struct TempWriter {
     size: u64,
 }
 
-/// What a batch is written to: the file, and the MD5 of the data before the batch.
-struct Sink {
-    file: std::fs::File,
-    md5: Option<Md5>,
-}
-
 impl TempWriter {
     /// Create a temporary file in `tmp_dir`; `hash` computes the MD5 of the data written.
     pub async fn create(tmp_dir: &Path, hash: bool) -> Result<Self> {
@@ -112,8 +115,10 @@ impl TempWriter {
                 .await
                 .map_err(io::Error::other)??;
         Ok(TempWriter {
-            idle: Some(Sink { file, md5: hash.then(Md5::new) }),
+            file: Some(file),
             in_flight: None,
+            md5: hash.then(Md5::new),
+            hashing: None,
             batch: Vec::new(),
             batch_len: 0,
             batch_hashed: 0,
@@ -144,20 +149,17 @@ impl TempWriter {
         self.size
     }
 
-    /// The MD5 of the data written so far (zeros when not hashing), once the batch in
-    /// flight is hashed. The chunks not sent yet (a small object's, all of them) are hashed
+    /// The MD5 of the data written so far (zeros when not hashing), once the batch being
+    /// hashed is done. The chunks not sent yet (a small object's, all of them) are hashed
     /// here, and not again when they are written.
     pub async fn md5(&mut self) -> Result<[u8; 16]> {
-        let mut sink = self.take_sink().await?;
-        let md5 = sink.md5.as_mut().map_or([0; 16], |m| {
-            for chunk in &self.batch[self.batch_hashed..] {
-                m.update(chunk);
-            }
-            m.clone().finalize().into()
-        });
+        self.settle_hash().await?;
+        let Some(md5) = &mut self.md5 else { return Ok([0; 16]) };
+        for chunk in &self.batch[self.batch_hashed..] {
+            md5.update(chunk);
+        }
         self.batch_hashed = self.batch.len();
-        self.idle = Some(sink);
-        Ok(md5)
+        Ok(md5.clone().finalize().into())
     }
 
     /// Append the trailer, write what is pending and fsync; the file is then ready to be
@@ -165,23 +167,32 @@ impl TempWriter {
     pub async fn finish(mut self, trailer: &Trailer) -> Result<TempGuard> {
         debug_assert_eq!(trailer.size, self.size);
         self.send_batch(Some(Bytes::from(trailer.encode()))).await?;
-        self.take_sink().await?;
+        self.take_file().await?;
         Ok(self.guard)
     }
 
-    /// The file and the hash, once the batch in flight (if any) is written.
-    async fn take_sink(&mut self) -> Result<Sink> {
+    /// The file, once the batch being written (if any) is.
+    async fn take_file(&mut self) -> Result<std::fs::File> {
         if let Some(task) = self.in_flight.take() {
             return Ok(task.await.map_err(io::Error::other)??);
         }
-        self.idle.take().ok_or_else(|| Error::Io(io::Error::other("a failed write left no file")))
+        self.file.take().ok_or_else(|| Error::Io(io::Error::other("a failed write left no file")))
+    }
+
+    /// Wait for the batch being hashed (if any) and keep the hash it hands back.
+    async fn settle_hash(&mut self) -> Result<()> {
+        if let Some(task) = self.hashing.take() {
+            self.md5 = Some(task.await.map_err(io::Error::other)?);
+        }
+        Ok(())
     }
 
     /// Hash and write the gathered batch on the blocking pool; with a `trailer` (the last
-    /// batch), write it after the data and fsync the file. Waits for the previous batch, not
-    /// for this one (unless it is the last).
+    /// batch), write it after the data and fsync the file. Waits for the previous batch's
+    /// hash and write, not for this one's (unless it is the last).
     async fn send_batch(&mut self, trailer: Option<Bytes>) -> Result<()> {
-        let Sink { file, mut md5 } = self.take_sink().await?;
+        let file = self.take_file().await?;
+        self.settle_hash().await?;
         let mut batch = std::mem::take(&mut self.batch);
         let unhashed = std::mem::take(&mut self.batch_hashed)..batch.len();
         let start = self.offset;
@@ -191,6 +202,18 @@ impl TempWriter {
         if let Some(trailer) = trailer {
             self.offset += trailer.len() as u64;
             batch.push(trailer);
+        }
+        let batch = std::sync::Arc::new(batch);
+        if !unhashed.is_empty()
+            && let Some(mut md5) = self.md5.take()
+        {
+            let batch = batch.clone();
+            self.hashing = Some(tokio::task::spawn_blocking(move || {
+                for chunk in &batch[unhashed] {
+                    md5.update(chunk);
+                }
+                md5
+            }));
         }
         let writeback = !last
             && self.offset - self.writeback_at >= WRITEBACK_EVERY
@@ -206,16 +229,11 @@ impl TempWriter {
             }));
         }
         let task = tokio::task::spawn_blocking(move || {
-            if let Some(md5) = &mut md5 {
-                for chunk in &batch[unhashed] {
-                    md5.update(chunk);
-                }
-            }
             write_batch(&file, start, &batch)?;
             if last {
                 file.sync_all()?;
             }
-            Ok(Sink { file, md5 })
+            Ok(file)
         });
         self.in_flight = Some(task);
         Ok(())
