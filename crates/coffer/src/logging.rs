@@ -1,5 +1,7 @@
 //! Structured logs. Every line written while a request is served carries its `request_id`
-//! (the span's field); `RUST_LOG` filters (default `info`).
+//! (the span's field); `RUST_LOG` filters (default `info`). [`Lines`] formats each event as
+//! one line of text or one JSON object (`--log-format`); records of the `log` crate, which
+//! some dependencies use, arrive as events too.
 //!
 //! Lines go to stderr through [`Batched`]: each line is appended to a buffer in memory and
 //! a writer thread writes the buffer out every [`FLUSH_EVERY`] (sooner when it holds
