@@ -10,6 +10,7 @@
 
 use std::io::{self, IoSlice, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -20,9 +21,9 @@ use super::object_file::{Trailer, is_absent};
 use crate::{ByteStream, Error, MAX_PUT_SIZE, PutChecks, Result};
 
 /// The size of the batches a temporary file is hashed and written in: large enough that
-/// handing a batch to the blocking pool costs little beside its work (1 MiB made one upload
-/// 16–20 % faster than 256 KiB; docs/BENCHMARKS.md), small enough that 16 uploads at once
-/// hold a few dozen MiB.
+/// handing a batch from one thread to another costs little beside its work (1 MiB made one
+/// upload 16–20 % faster than 256 KiB; docs/BENCHMARKS.md), small enough that 16 uploads at
+/// once, each with up to [`QUEUED`] batches queued, stay well under 150 MiB.
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// How often a rename is retried when a concurrent delete removed a parent directory.
 const RENAME_ATTEMPTS: usize = 32;
@@ -66,12 +67,16 @@ impl Drop for TempGuard {
 
 /// A temporary file being written, with the running MD5 and size.
 ///
-/// Data are gathered into batches of [`WRITE_BUFFER`] bytes. Each batch is hashed by one
-/// task and written (one `writev`) by another on the blocking pool, while the next batch
-/// arrives: the socket, the hash and the file each move at their own pace, one batch apart
-/// (the chunks are written as they came, never copied into a buffer). Hashing (MD5, about
-/// 800 MB/s on one core; it cannot be split) and writing into the page cache (about as
-/// fast here) take similar time, and neither waits for the other.
+/// Data are gathered into batches of [`WRITE_BUFFER`] bytes. Once a first batch is full,
+/// two threads of the blocking pool take over for the rest of the upload: one hashes the
+/// batches, one writes them (one `writev` each), each from a queue of [`QUEUED`] batches,
+/// while the next batch arrives. The socket, the hash and the file each move at their own
+/// pace, and a stage that stalls for a moment (a write meeting the disk, a thread waiting
+/// for a CPU) does not stop the others until its queue is full. The chunks are written as
+/// they came, never copied into a buffer. Hashing (MD5, about 800 MB/s on one core; it
+/// cannot be split) and writing into the page cache (about as fast here) take similar time.
+/// A small object never starts the threads: its one batch is hashed in [`Self::md5`] and
+/// written with its trailer and `fsync` in one call to the blocking pool.
 ///
 /// Every [`WRITEBACK_EVERY`] bytes, unless the previous one is still running, the writer
 /// starts an `fdatasync` of what it wrote so far on another thread, without waiting for it:
@@ -81,14 +86,13 @@ impl Drop for TempGuard {
 /// writes (PostgreSQL's `backend_flush_after`, RocksDB's `bytes_per_sync`, with
 /// `sync_file_range(2)`, which has no wrapper without `unsafe` code in our dependencies).
 pub(crate) struct TempWriter {
-    /// The file, when no batch is being written.
-    file: Option<std::fs::File>,
-    /// The batch being written; it hands the file back.
-    in_flight: Option<tokio::task::JoinHandle<io::Result<std::fs::File>>>,
-    /// The hash of the data so far (`None` when not hashing), when no batch is being hashed.
+    file: Arc<std::fs::File>,
+    /// The thread writing batches, once one was sent.
+    writer: Option<Stage<io::Result<()>>>,
+    /// The hash of the data so far (`None` when not hashing), when no thread is hashing.
     md5: Option<Md5>,
-    /// The batch being hashed; it hands the hash back.
-    hashing: Option<tokio::task::JoinHandle<Md5>>,
+    /// The thread hashing batches, once one was sent; it hands the hash back.
+    hasher: Option<Stage<Md5>>,
     /// The chunks of the next batch, and their size; the first `batch_hashed` of them are
     /// in the hash already.
     batch: Vec<Bytes>,
@@ -105,6 +109,32 @@ pub(crate) struct TempWriter {
     size: u64,
 }
 
+/// Batches a stage's queue holds before the upload waits for it.
+const QUEUED: usize = 2;
+
+/// Some chunks of a batch, for a stage.
+type Job = (Arc<Vec<Bytes>>, std::ops::Range<usize>);
+
+/// A thread of the blocking pool working through a queue of batches, and what it hands back
+/// once the queue is closed (or, for the writer, at its first error).
+struct Stage<T> {
+    queue: tokio::sync::mpsc::Sender<Job>,
+    done: tokio::task::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Stage<T> {
+    fn start(work: impl FnOnce(tokio::sync::mpsc::Receiver<Job>) -> T + Send + 'static) -> Self {
+        let (queue, jobs) = tokio::sync::mpsc::channel(QUEUED);
+        Stage { queue, done: tokio::task::spawn_blocking(move || work(jobs)) }
+    }
+
+    /// Close the queue; what the thread hands back once it has done what was queued.
+    async fn finish(self) -> Result<T> {
+        drop(self.queue);
+        Ok(self.done.await.map_err(io::Error::other)?)
+    }
+}
+
 impl TempWriter {
     /// Create a temporary file in `tmp_dir`; `hash` computes the MD5 of the data written.
     pub async fn create(tmp_dir: &Path, hash: bool) -> Result<Self> {
@@ -115,10 +145,10 @@ impl TempWriter {
                 .await
                 .map_err(io::Error::other)??;
         Ok(TempWriter {
-            file: Some(file),
-            in_flight: None,
+            file: Arc::new(file),
+            writer: None,
             md5: hash.then(Md5::new),
-            hashing: None,
+            hasher: None,
             batch: Vec::new(),
             batch_len: 0,
             batch_hashed: 0,
@@ -139,7 +169,7 @@ impl TempWriter {
         self.batch_len += data.len();
         self.batch.push(data);
         if self.batch_len >= WRITE_BUFFER {
-            self.send_batch(None).await?;
+            self.send_batch().await?;
         }
         Ok(())
     }
@@ -149,11 +179,13 @@ impl TempWriter {
         self.size
     }
 
-    /// The MD5 of the data written so far (zeros when not hashing), once the batch being
-    /// hashed is done. The chunks not sent yet (a small object's, all of them) are hashed
+    /// The MD5 of the data written so far (zeros when not hashing), once the hashing thread
+    /// has caught up. The chunks not sent yet (a small object's, all of them) are hashed
     /// here, and not again when they are written.
     pub async fn md5(&mut self) -> Result<[u8; 16]> {
-        self.settle_hash().await?;
+        if let Some(hasher) = self.hasher.take() {
+            self.md5 = Some(hasher.finish().await?);
+        }
         let Some(md5) = &mut self.md5 else { return Ok([0; 16]) };
         for chunk in &self.batch[self.batch_hashed..] {
             md5.update(chunk);
@@ -166,76 +198,83 @@ impl TempWriter {
     /// renamed.
     pub async fn finish(mut self, trailer: &Trailer) -> Result<TempGuard> {
         debug_assert_eq!(trailer.size, self.size);
-        self.send_batch(Some(Bytes::from(trailer.encode()))).await?;
-        self.take_file().await?;
+        // Nothing waits for the hash any more.
+        drop(self.hasher.take());
+        self.settle_writes().await?;
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.push(Bytes::from(trailer.encode()));
+        let (file, start) = (self.file.clone(), self.offset);
+        tokio::task::spawn_blocking(move || {
+            write_batch(&file, start, &batch)?;
+            file.sync_all()
+        })
+        .await
+        .map_err(io::Error::other)??;
         Ok(self.guard)
     }
 
-    /// The file, once the batch being written (if any) is.
-    async fn take_file(&mut self) -> Result<std::fs::File> {
-        if let Some(task) = self.in_flight.take() {
-            return Ok(task.await.map_err(io::Error::other)??);
+    /// Wait until every batch sent is written; the first write error, if any.
+    async fn settle_writes(&mut self) -> Result<()> {
+        match self.writer.take() {
+            Some(writer) => Ok(writer.finish().await??),
+            None => Ok(()),
         }
-        self.file.take().ok_or_else(|| Error::Io(io::Error::other("a failed write left no file")))
     }
 
-    /// Wait for the batch being hashed (if any) and keep the hash it hands back.
-    async fn settle_hash(&mut self) -> Result<()> {
-        if let Some(task) = self.hashing.take() {
-            self.md5 = Some(task.await.map_err(io::Error::other)?);
-        }
-        Ok(())
-    }
-
-    /// Hash and write the gathered batch on the blocking pool; with a `trailer` (the last
-    /// batch), write it after the data and fsync the file. Waits for the previous batch's
-    /// hash and write, not for this one's (unless it is the last).
-    async fn send_batch(&mut self, trailer: Option<Bytes>) -> Result<()> {
-        let file = self.take_file().await?;
-        self.settle_hash().await?;
-        let mut batch = std::mem::take(&mut self.batch);
+    /// Queue the gathered batch for the hashing and the writing threads (starting them with
+    /// the first batch). Waits only while a queue is full.
+    async fn send_batch(&mut self) -> Result<()> {
+        let batch = Arc::new(std::mem::take(&mut self.batch));
         let unhashed = std::mem::take(&mut self.batch_hashed)..batch.len();
         let start = self.offset;
         self.offset += self.batch_len as u64;
         self.batch_len = 0;
-        let last = trailer.is_some();
-        if let Some(trailer) = trailer {
-            self.offset += trailer.len() as u64;
-            batch.push(trailer);
+        if !unhashed.is_empty() {
+            if self.hasher.is_none()
+                && let Some(mut md5) = self.md5.take()
+            {
+                self.hasher = Some(Stage::start(move |mut jobs| {
+                    while let Some((batch, chunks)) = jobs.blocking_recv() {
+                        for chunk in &batch[chunks] {
+                            md5.update(chunk);
+                        }
+                    }
+                    md5
+                }));
+            }
+            if let Some(hasher) = &self.hasher {
+                // The hashing thread only stops once its queue is closed.
+                let _ = hasher.queue.send((batch.clone(), unhashed)).await;
+            }
         }
-        let batch = std::sync::Arc::new(batch);
-        if !unhashed.is_empty()
-            && let Some(mut md5) = self.md5.take()
-        {
-            let batch = batch.clone();
-            self.hashing = Some(tokio::task::spawn_blocking(move || {
-                for chunk in &batch[unhashed] {
-                    md5.update(chunk);
-                }
-                md5
-            }));
-        }
-        let writeback = !last
-            && self.offset - self.writeback_at >= WRITEBACK_EVERY
+        let writeback = self.offset - self.writeback_at >= WRITEBACK_EVERY
             && self.writeback.as_ref().is_none_or(|w| w.is_finished());
         if writeback {
-            // The descriptor is cloned before this batch's write starts, so the `fdatasync`
-            // covers the batches written before it, at least.
+            // At least the batches written before this one's turn came are synced.
             self.writeback_at = start;
-            let clone = file.try_clone()?;
+            let file = self.file.clone();
             self.writeback = Some(tokio::task::spawn_blocking(move || {
                 // Advisory: the final `fsync` reports any error.
-                let _ = clone.sync_data();
+                let _ = file.sync_data();
             }));
         }
-        let task = tokio::task::spawn_blocking(move || {
-            write_batch(&file, start, &batch)?;
-            if last {
-                file.sync_all()?;
-            }
-            Ok(file)
+        let writer = self.writer.get_or_insert_with(|| {
+            let file = self.file.clone();
+            Stage::start(move |mut jobs| {
+                let mut at = start;
+                while let Some((batch, _)) = jobs.blocking_recv() {
+                    write_batch(&file, at, &batch)?;
+                    at += batch.iter().map(|c| c.len() as u64).sum::<u64>();
+                }
+                Ok(())
+            })
         });
-        self.in_flight = Some(task);
+        let chunks = 0..batch.len();
+        if writer.queue.send((batch, chunks)).await.is_err() {
+            // The writing thread stopped at an error: that error.
+            self.settle_writes().await?;
+            return Err(Error::Io(io::Error::other("the writing thread stopped")));
+        }
         Ok(())
     }
 }
@@ -450,12 +489,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_write_ends_the_upload_with_that_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = TempWriter::create(dir.path(), true).await.unwrap();
+        // A read-only descriptor of the same file: every write fails with EBADF.
+        writer.file = Arc::new(std::fs::File::open(writer.guard.path()).unwrap());
+        let mut failed = None;
+        for _ in 0..8 {
+            if let Err(e) = writer.write(Bytes::from(vec![7; WRITE_BUFFER])).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let trailer = Trailer {
+            key: "k".into(),
+            etag: String::new(),
+            size: writer.size(),
+            last_modified: 0,
+            meta: Default::default(),
+            parts: None,
+        };
+        // The queue holds two batches: by the third, the writing thread has stopped.
+        let err = failed.expect("the upload stops before its end");
+        assert!(matches!(&err, Error::Io(e) if e.raw_os_error() == Some(9)), "the write's own error: {err:?}");
+        assert!(writer.finish(&trailer).await.is_err(), "and cannot be finished");
+    }
+
+    #[tokio::test]
     async fn a_small_write_is_one_batch_with_its_trailer() {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = TempWriter::create(dir.path(), false).await.unwrap();
         writer.write(Bytes::from_static(b"hello")).await.unwrap();
         writer.write(Bytes::new()).await.unwrap();
-        assert!(writer.in_flight.is_none() && writer.writeback.is_none(), "nothing written before finish");
+        assert!(writer.writer.is_none() && writer.writeback.is_none(), "nothing written before finish");
         assert_eq!(writer.md5().await.unwrap(), [0; 16], "not hashing");
         let trailer = Trailer {
             key: "k".into(),
