@@ -64,6 +64,10 @@ pub struct Opts {
     /// The size of small objects, bytes.
     #[arg(long, global = true, default_value_t = 4096)]
     small_size: usize,
+    /// Send nginx the small GETs signed as coffer's are (nginx ignores the signature), so the
+    /// client, which shares the machine, does the same work for both; default: plain GETs.
+    #[arg(long, global = true)]
+    nginx_signed: bool,
     /// The size of the large object, MiB.
     #[arg(long, global = true, default_value_t = 1024)]
     large_mib: u64,

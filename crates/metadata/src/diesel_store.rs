@@ -425,18 +425,75 @@ fn strings_from_json(what: &str, key: &str, field: &str, json: &str) -> Result<V
     serde_json::from_str(json).map_err(|e| corrupt(what, key, format_args!("{field}: {e}")))
 }
 
-/// Audit rows into SQLite, one single-row INSERT each, inside the caller's transaction.
-/// The rows are taken by value: an INSERT of owned values has a type of its own, by which
-/// diesel finds the statement it prepared before on this connection, without building its
-/// SQL again. (With borrowed values diesel writes the SQL out to look it up, and a
-/// written-out `sql_query` is prepared anew every time: that took a tenth of a server's
-/// CPU under small GETs, docs/BENCHMARKS.md.)
+/// Audit rows into SQLite, inside the caller's transaction: whole chunks of
+/// [`AUDIT_ROWS_PER_SQLITE_INSERT`] rows by one multi-row INSERT each ([`AuditChunk`]), the
+/// rest one row at a time. Both statements are found by their type in diesel's cache of
+/// the statements it prepared on this connection, without building their SQL again. (With
+/// borrowed values diesel writes the SQL out to look it up, and a written-out `sql_query`
+/// is prepared anew every time: that took a tenth of a server's CPU under small GETs,
+/// docs/BENCHMARKS.md. diesel's own batch INSERT runs row by row on SQLite.) A chunk pays the
+/// statement's lookup, reset and start once for all its rows.
 fn insert_audit_sqlite(c: &mut SqliteConnection, rows: Vec<AuditRow>) -> QueryResult<()> {
-    for r in rows {
-        diesel::insert_into(audit_events::table).values(r).execute(c)?;
+    let mut rows = rows.into_iter();
+    loop {
+        let chunk: Box<[AuditRow]> = rows.by_ref().take(AUDIT_ROWS_PER_SQLITE_INSERT).collect();
+        match Box::<[AuditRow; AUDIT_ROWS_PER_SQLITE_INSERT]>::try_from(chunk) {
+            Ok(full) => {
+                AuditChunk(full).execute(c)?;
+            }
+            Err(rest) => {
+                for r in rest {
+                    diesel::insert_into(audit_events::table).values(r).execute(c)?;
+                }
+                return Ok(());
+            }
+        }
     }
-    Ok(())
 }
+
+/// Rows per multi-row INSERT of audit events into SQLite: 10 bind parameters each, far
+/// below SQLite's limit (999 before 3.32, 32 766 since).
+const AUDIT_ROWS_PER_SQLITE_INSERT: usize = 32;
+
+/// A full chunk of audit rows as one INSERT with a row of bind parameters per event. Its
+/// query id is static, so diesel prepares it once per connection.
+struct AuditChunk(Box<[AuditRow; AUDIT_ROWS_PER_SQLITE_INSERT]>);
+
+impl diesel::query_builder::QueryId for AuditChunk {
+    type QueryId = AuditChunk;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for AuditChunk {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Bool, Text};
+        out.push_sql(
+            "INSERT INTO audit_events (at, principal, access_key_id, action, bucket, object_key, allowed, \
+             rule, request_id, source) VALUES ",
+        );
+        for (i, r) in self.0.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<BigInt, _>(&r.at)?;
+            for text in [&r.principal, &r.access_key_id, &r.action, &r.bucket, &r.object_key] {
+                out.push_sql(", ");
+                out.push_bind_param::<Text, _>(text)?;
+            }
+            out.push_sql(", ");
+            out.push_bind_param::<Bool, _>(&r.allowed)?;
+            for text in [&r.rule, &r.request_id, &r.source] {
+                out.push_sql(", ");
+                out.push_bind_param::<Text, _>(text)?;
+            }
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<SqliteConnection> for AuditChunk {}
 
 /// Rows per INSERT of audit events into PostgreSQL: 10 bind parameters each, well below
 /// its limit of 65 535.
@@ -1480,10 +1537,11 @@ mod tests {
         }
     }
 
-    /// The audit writer's INSERT is prepared once per SQLite connection and then found in
-    /// diesel's statement cache: preparing it per row cost a tenth of a server's CPU.
+    /// The audit writer's INSERTs are prepared once per SQLite connection and then found in
+    /// diesel's statement cache: preparing them per row cost a tenth of a server's CPU. Whole
+    /// chunks go in one multi-row INSERT, the rest row by row, all in their order.
     #[test]
-    fn sqlite_audit_rows_reuse_one_prepared_statement() {
+    fn sqlite_audit_rows_reuse_two_prepared_statements() {
         use diesel::connection::{Instrumentation, InstrumentationEvent};
         use std::sync::Mutex;
         let mut c = SqliteConnection::establish(":memory:").unwrap();
@@ -1506,20 +1564,29 @@ mod tests {
             action: "get-object".into(),
             bucket: "b".into(),
             key: format!("k{i}"),
-            allowed: true,
+            allowed: i % 3 != 0,
             rule: "owner".into(),
             request_id: format!("R{i}"),
             source: "127.0.0.1:1".into(),
         };
-        for batch in 0..3 {
-            let rows = (0..4).map(|i| AuditRow::encode(event(batch * 4 + i))).collect();
+        // Batches of 4 (rows only), 37 (a chunk and 5 rows) and 64 (two chunks, no rest).
+        let mut at = 0;
+        for size in [4, 37, 64] {
+            let rows = (at..at + size).map(|i| AuditRow::encode(event(i))).collect();
+            at += size;
             c.transaction(|c| insert_audit_sqlite(c, rows)).unwrap();
         }
         let (cached, started) = *events.lock().unwrap();
-        assert!(started >= 12, "every row is executed ({started} queries)");
-        assert_eq!(cached, 1, "the INSERT is prepared once and then reused");
-        let stored: i64 = audit_events::table.count().get_result(&mut c).unwrap();
-        assert_eq!(stored, 12);
+        // 4 + (1 + 5) + 2 statements, and 3 BEGINs and COMMITs.
+        // 4 + (1 + 5) + 2 INSERTs, and a BEGIN and a COMMIT per batch.
+        assert_eq!(started, 12 + 6, "one statement per chunk and per remaining row");
+        assert_eq!(cached, 2, "the chunk's INSERT and the row's are each prepared once");
+        let stored: Vec<AuditRow> =
+            audit_events::table.order(audit_events::id).select(AuditRow::as_select()).load(&mut c).unwrap();
+        assert_eq!(stored.len(), 105);
+        for (n, row) in stored.into_iter().enumerate() {
+            assert_eq!(row.decode(), event(n as i64), "row {n}: every column, in order");
+        }
     }
 
     #[test]
