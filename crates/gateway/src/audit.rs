@@ -20,6 +20,9 @@ const BATCH: usize = 500;
 const LINGER: Duration = Duration::from_millis(50);
 /// How often old events are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// The most events of one millisecond that a page is completed with (see
+/// [`Gateway::audit_events_for`]); far more than one server records in a millisecond.
+const SAME_MILLISECOND: usize = 10_000;
 
 /// The queue between requests and the writer.
 pub struct AuditSink {
@@ -141,6 +144,10 @@ impl Gateway {
     /// Audit events for a caller of the REST API, newest first: the platform admin (with a
     /// credential not limited to some buckets) sees every event; a bucket's admins see that
     /// bucket's events, and the filter must name it.
+    ///
+    /// A page is continued by asking for the events before its oldest one's millisecond
+    /// (`until`, exclusive), so a full page also holds every other event of that millisecond:
+    /// it may hold a few more than `filter.limit`, and the next page misses none.
     pub async fn audit_events_for(&self, caller: &Caller, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         let everything = caller.principal.is_admin && caller.narrowing.buckets.is_none();
         if !everything {
@@ -151,6 +158,22 @@ impl Gateway {
             };
             self.authorize(caller, bucket, None, coffer_core::Action::Admin).await?;
         }
-        Ok(self.store.list_audit(filter).await?)
+        let mut events = self.store.list_audit(filter).await?;
+        if filter.limit > 0
+            && events.len() == filter.limit
+            && let Some(oldest) = events.last().map(|e| e.at)
+        {
+            // The same order (time, then storage order, newest first) within the
+            // millisecond: the page already holds its first `have`.
+            let have = events.iter().rev().take_while(|e| e.at == oldest).count();
+            let same = AuditFilter {
+                since: Some(oldest),
+                until: Some(oldest.saturating_add(1)),
+                limit: SAME_MILLISECOND,
+                ..filter.clone()
+            };
+            events.extend(self.store.list_audit(&same).await?.into_iter().skip(have));
+        }
+        Ok(events)
     }
 }

@@ -238,3 +238,50 @@ async fn projects_keep_an_admin_and_members_reach_every_project_bucket() {
     g.delete_project(&alice, "atlas").await.unwrap();
     assert!(g.store().get_bucket("atlas-scratch").await.unwrap().is_none());
 }
+
+/// Paging through the audit trail by `until` (the oldest event's millisecond, exclusive)
+/// misses no event, however many share a millisecond at a page's edge.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_pages_miss_no_event_of_a_shared_millisecond() {
+    let f = fixture().await;
+    let g = &f.gateway;
+    g.admin_create_user("root", &[], &[], true).await.unwrap();
+    let k = g.admin_create_key("root", Narrowing::default()).await.unwrap();
+    let admin = g.caller_for_key(&k.key.access_key_id).await.unwrap();
+    // Ten events in three milliseconds, stored newest last; four share the middle one.
+    let stamps = [1_000, 1_000, 1_000, 2_000, 2_000, 2_000, 2_000, 3_000, 3_000, 3_000];
+    let events: Vec<coffer_core::AuditEvent> = stamps
+        .iter()
+        .enumerate()
+        .map(|(i, &at)| coffer_core::AuditEvent {
+            at,
+            principal: "alice".into(),
+            access_key_id: "AK".into(),
+            action: "read".into(),
+            bucket: "b".into(),
+            key: format!("k{i}"),
+            allowed: true,
+            rule: "owner".into(),
+            request_id: format!("R{i}"),
+            source: String::new(),
+        })
+        .collect();
+    g.store().append_audit(events).await.unwrap();
+    let mut seen = Vec::new();
+    let mut until = None;
+    let mut pages = Vec::new();
+    loop {
+        let filter = coffer_core::AuditFilter { until, limit: 2, ..Default::default() };
+        let page = g.audit_events_for(&admin, &filter).await.unwrap();
+        pages.push(page.len());
+        seen.extend(page.iter().map(|e| e.key.clone()));
+        if page.len() < filter.limit {
+            break;
+        }
+        until = page.last().map(|e| e.at);
+    }
+    // Pages of 2 ask for more: the first holds all of 3 000 (3), the second all of 2 000 (4).
+    assert_eq!(pages, [3, 4, 3, 0]);
+    let expected: Vec<String> = (0..10).rev().map(|i| format!("k{i}")).collect();
+    assert_eq!(seen, expected, "every event once, newest first");
+}

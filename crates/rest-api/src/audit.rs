@@ -45,9 +45,9 @@ pub async fn list(
         limit: limit as usize,
     };
     let events = st.gateway.audit_events_for(&c, &filter).await?;
-    // A full page may have more behind it: continue before its oldest event. (Events of
-    // the same millisecond as the oldest may then be skipped; they are rare at a page edge.)
-    let next_until = (events.len() == limit as usize).then(|| events.last().map(|e| rfc3339_millis(e.at))).flatten();
+    // A full page may have more behind it: continue before its oldest event's millisecond
+    // (the gateway completed the page with every event of that millisecond).
+    let next_until = (events.len() >= limit as usize).then(|| events.last().map(|e| rfc3339_millis(e.at))).flatten();
     let events = events.into_iter().map(|event| AuditEventView { time: rfc3339_millis(event.at), event }).collect();
     Ok(Json(AuditPage { events, next_until }).into_response())
 }

@@ -409,7 +409,8 @@ pub struct AuditParams {
     pub since: Option<String>,
     /// Only events before this time (RFC 3339): the `next_until` of the previous page.
     pub until: Option<String>,
-    /// At most this many events, 1–1000 (default 100).
+    /// About this many events, 1–1000 (default 100): a full page also holds every other
+    /// event of its oldest event's millisecond, so that the next page misses none.
     #[param(minimum = 0)]
     pub limit: Option<u32>,
 }
