@@ -1,7 +1,8 @@
 //! Small objects: PUT, GET, HEAD and DELETE of 4 KiB objects at 1, 16 and 64 keep-alive
-//! connections, every request SigV4-signed in its headers (nginx: plain GET of the same
-//! bytes, the ceiling; with `--nginx-signed`, signed as coffer's are). One server runs at a time; for each connection count: PUT new keys,
-//! GET and HEAD keys of a 1000-object working set, DELETE the keys the PUTs wrote.
+//! connections, every request SigV4-signed in its headers (nginx: plain GETs of the same
+//! bytes, the ceiling; with `--nginx-signed`, signed as coffer's are). One server runs at a
+//! time; for each connection count: PUT new keys, GET and HEAD keys of a 1000-object working
+//! set, DELETE the keys the PUTs wrote.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
