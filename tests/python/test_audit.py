@@ -54,3 +54,17 @@ def test_decisions_are_stored_and_listed(server, s3, bucket, make_user):
     # filters: another bucket has none of these; --limit bounds the answer
     assert server.admin("audit", "list", "--bucket", unique("none")) == []
     assert len(server.admin("audit", "list", "--limit", "1")) == 1
+
+
+def test_key_changes_by_the_operator_are_stored(server, make_user):
+    """`coffer admin key create` and `key revoke` are in the audit trail, by "coffer admin"."""
+    user = make_user()
+    key_id = user.coffer_key["access_key_id"]
+    server.admin("key", "revoke", key_id)
+    events = [e for e in server.admin("audit", "list", "--user", "coffer admin") if e["key"] == key_id]
+    assert [(e["action"], e["allowed"], e["bucket"]) for e in events] == [
+        ("revoke-access-key", True, ""),
+        ("create-access-key", True, ""),
+    ], "newest first"
+    assert events[1]["rule"] == f"the operator, for user {user.coffer_user}"
+    assert events[0]["rule"] == "the operator"

@@ -229,6 +229,18 @@ def test_my_access_keys(rest_server, tok):
 
     until(refused, timeout=1.5)
 
+    # the audit trail holds every change to a key, and the refused revocation
+    def changes(user):
+        events = rest_server.admin("audit", "list", "--user", user)
+        return [(e["action"], e["key"], e["allowed"], e["rule"]) for e in events if e["action"].endswith("-access-key")]
+
+    assert sorted(changes(alice)) == sorted([
+        ("create-access-key", key_id, True, "a user's own key"),
+        ("create-access-key", ro["access_key_id"], True, "a user's own key"),
+        ("revoke-access-key", key_id, True, "a user's own key"),
+    ])
+    assert changes(bob) == [("revoke-access-key", key_id, False, "the key is another user's")]
+
 
 def test_a_narrowed_session_makes_only_narrower_keys(rest_server, tok):
     import json

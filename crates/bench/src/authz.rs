@@ -34,7 +34,7 @@ pub async fn fixture(database_url: &str, dir: &std::path::Path) -> anyhow::Resul
         gw.admin_put_grant("shared", grantee, Role::Write).await?;
     }
     gw.admin_put_grant("shared", Grantee::Group("team-b".into()), Role::Read).await?;
-    let key = gw.admin_create_key("reader", Narrowing::default()).await?;
+    let key = gw.admin_create_key(coffer_gateway::admin::BY_COMMAND_LINE, "reader", Narrowing::default()).await?;
     Ok((gw, key.key.access_key_id))
 }
 

@@ -130,7 +130,7 @@ async fn populate_grants(
     ));
     gw.admin_create_user("owner", &[], &[], false).await?;
     gw.admin_create_user("reader", &["analysts".into()], &[], false).await?;
-    let k = gw.admin_create_key("reader", Narrowing::default()).await?;
+    let k = gw.admin_create_key(coffer_gateway::admin::BY_COMMAND_LINE, "reader", Narrowing::default()).await?;
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..grants)
         .map(|i| {
             let gw = gw.clone();

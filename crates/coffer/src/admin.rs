@@ -416,7 +416,7 @@ async fn execute(gw: &Gateway, command: AdminCommand) -> anyhow::Result<Value> {
                 None => None,
             };
             let narrowing = Narrowing { read_only, buckets, classification, expires_at };
-            let k = gw.admin_create_key(&user, narrowing).await?;
+            let k = gw.admin_create_key(coffer_gateway::admin::BY_COMMAND_LINE, &user, narrowing).await?;
             let mut v = key_json(&k.key);
             v["secret_access_key"] = Value::String(k.secret_access_key);
             v
@@ -425,7 +425,7 @@ async fn execute(gw: &Gateway, command: AdminCommand) -> anyhow::Result<Value> {
             Value::Array(gw.admin_list_keys(user.as_deref()).await?.iter().map(key_json).collect())
         }
         AdminCommand::Key(KeyCommand::Revoke { access_key_id }) => {
-            gw.admin_revoke_key(&access_key_id).await?;
+            gw.admin_revoke_key(coffer_gateway::admin::BY_COMMAND_LINE, &access_key_id).await?;
             json!({ "revoked": access_key_id })
         }
         AdminCommand::Audit(AuditCommand::List { user, bucket, decision, since, limit }) => {

@@ -34,7 +34,8 @@ fn bench(c: &mut Criterion) {
             gw.admin_put_grant("shared", g, Role::Write).await.unwrap();
         }
         gw.admin_put_grant("shared", Grantee::Group("team-b".into()), Role::Read).await.unwrap();
-        let key = gw.admin_create_key("reader", Narrowing::default()).await.unwrap();
+        let key =
+            gw.admin_create_key(coffer_gateway::admin::BY_COMMAND_LINE, "reader", Narrowing::default()).await.unwrap();
         let caller = gw.caller_for_key(&key.key.access_key_id).await.unwrap();
         (gw, caller)
     });

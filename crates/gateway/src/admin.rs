@@ -10,10 +10,18 @@ use coffer_core::{
 };
 use coffer_identity::{GeneratedKey, generate_access_key};
 
+use crate::audit::{ChangedBy, KeyChange};
 use crate::{Error, Gateway, Result, now};
 
 /// The name of the platform admin created at first start.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+/// Who the audit trail says changed a key on the operator's side (a principal no stored
+/// user can be: user names have no spaces): `coffer admin` on the command line, the Kubernetes
+/// controller, and `coffer serve` making the platform admin's first key.
+pub const BY_COMMAND_LINE: &str = "coffer admin";
+pub const BY_CONTROLLER: &str = "coffer controller";
+const BOOTSTRAP_BY: &str = "coffer serve";
 
 /// A new access key: the record, and the secret — shown once, never again (its `Debug`
 /// leaves the secret out).
@@ -134,10 +142,14 @@ impl Gateway {
         Ok(self.store.list_grants(bucket).await?)
     }
 
-    /// Create an access key for `user`, narrowed as given. The secret is returned once.
-    pub async fn admin_create_key(&self, user: &str, narrowing: Narrowing) -> Result<NewKey> {
+    /// Create an access key for `user`, narrowed as given, on the operator's behalf (`by`
+    /// names the tool, for the audit trail). The secret is returned once.
+    pub async fn admin_create_key(&self, by: &str, user: &str, narrowing: Narrowing) -> Result<NewKey> {
         let generated = generate_access_key();
-        self.store_key(user, &generated, narrowing).await
+        let key = self.store_key(user, &generated, narrowing).await?;
+        let rule = format!("the operator, for user {user}");
+        self.audit_key_change(&ChangedBy::Operator(by), KeyChange::Created, &generated.access_key_id, true, rule).await;
+        Ok(key)
     }
 
     pub(crate) async fn store_key(&self, user: &str, generated: &GeneratedKey, narrowing: Narrowing) -> Result<NewKey> {
@@ -158,9 +170,13 @@ impl Gateway {
         Ok(self.store.list_access_keys(user).await?)
     }
 
-    pub async fn admin_revoke_key(&self, access_key_id: &str) -> Result<()> {
+    /// Revoke an access key on the operator's behalf (`by` names the tool, for the audit
+    /// trail).
+    pub async fn admin_revoke_key(&self, by: &str, access_key_id: &str) -> Result<()> {
         self.store.revoke_access_key(access_key_id, now()).await?;
         self.cache.invalidate();
+        let rule = "the operator".to_owned();
+        self.audit_key_change(&ChangedBy::Operator(by), KeyChange::Revoked, access_key_id, true, rule).await;
         Ok(())
     }
 
@@ -184,6 +200,11 @@ impl Gateway {
             read_only_endpoint: false,
         };
         Ok(self.decide_for(&caller, &b, &grants, action))
+    }
+
+    async fn audit_bootstrap_key(&self, access_key_id: &str) {
+        let rule = format!("the platform admin's first key, for user {BOOTSTRAP_ADMIN}");
+        self.audit_key_change(&ChangedBy::Operator(BOOTSTRAP_BY), KeyChange::Created, access_key_id, true, rule).await;
     }
 
     /// Make sure the platform admin exists. With `credentials` (from
@@ -221,7 +242,11 @@ impl Gateway {
                     None => {
                         let generated = GeneratedKey { access_key_id: id, secret_access_key: secret };
                         match self.store_key(BOOTSTRAP_ADMIN, &generated, Narrowing::default()).await {
-                            Ok(_) | Err(Error::Conflict(_)) => Ok(None),
+                            Ok(_) => {
+                                self.audit_bootstrap_key(&generated.access_key_id).await;
+                                Ok(None)
+                            }
+                            Err(Error::Conflict(_)) => Ok(None),
                             Err(e) => Err(e),
                         }
                     }
@@ -230,6 +255,7 @@ impl Gateway {
             None if created => {
                 let generated = generate_access_key();
                 self.store_key(BOOTSTRAP_ADMIN, &generated, Narrowing::default()).await?;
+                self.audit_bootstrap_key(&generated.access_key_id).await;
                 Ok(Some(generated))
             }
             None => Ok(None),

@@ -14,6 +14,7 @@ use coffer_core::{AccessKey, BucketName, Classification, Narrowing, User, UserNa
 use coffer_identity::generate_access_key;
 
 use crate::admin::NewKey;
+use crate::audit::{ChangedBy, KeyChange};
 use crate::{Caller, Error, Gateway, Result, now};
 
 /// The most keys one user may hold that are neither revoked nor expired.
@@ -108,13 +109,8 @@ impl Gateway {
             )));
         }
         let key = self.store_key(name, &generate_access_key(), narrowing).await?;
-        tracing::info!(
-            target: "coffer::audit",
-            principal = %name,
-            access_key_id = %key.key.access_key_id,
-            via = %caller.access_key_id,
-            "access key created"
-        );
+        let rule = "a user's own key".to_owned();
+        self.audit_key_change(&ChangedBy::Caller(caller), KeyChange::Created, &key.key.access_key_id, true, rule).await;
         Ok(key)
     }
 
@@ -147,12 +143,15 @@ impl Gateway {
     pub async fn revoke_own_key(&self, caller: &Caller, access_key_id: &str) -> Result<()> {
         let absent = || Error::NotFound(format!("access key {access_key_id:?} does not exist"));
         let key = self.store.get_access_key(access_key_id).await?.ok_or_else(absent)?;
+        let by = ChangedBy::Caller(caller);
         if key.user.as_str() != caller.principal.name {
+            let rule = "the key is another user's".to_owned();
+            self.audit_key_change(&by, KeyChange::Revoked, access_key_id, false, rule).await;
             return Err(absent());
         }
         self.store.revoke_access_key(access_key_id, now()).await?;
         self.cache.invalidate();
-        tracing::info!(target: "coffer::audit", principal = %caller.principal.name, access_key_id, "access key revoked");
+        self.audit_key_change(&by, KeyChange::Revoked, access_key_id, true, "a user's own key".to_owned()).await;
         Ok(())
     }
 }

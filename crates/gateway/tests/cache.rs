@@ -268,7 +268,7 @@ async fn fixture() -> Fixture {
 
 async fn user(g: &Gateway, name: &str) -> Caller {
     g.admin_create_user(name, &[], &[], false).await.unwrap();
-    let k = g.admin_create_key(name, Narrowing::default()).await.unwrap();
+    let k = g.admin_create_key(coffer_gateway::admin::BY_COMMAND_LINE, name, Narrowing::default()).await.unwrap();
     g.caller_for_key(&k.key.access_key_id).await.unwrap()
 }
 

@@ -54,7 +54,7 @@ fn body(b: &'static [u8]) -> ByteStream {
 async fn user(g: &Gateway, name: &str, clearance: &[&str]) -> Caller {
     let clearance: Vec<String> = clearance.iter().map(|s| s.to_string()).collect();
     g.admin_create_user(name, &[], &clearance, false).await.unwrap();
-    let k = g.admin_create_key(name, Narrowing::default()).await.unwrap();
+    let k = g.admin_create_key(coffer_gateway::admin::BY_COMMAND_LINE, name, Narrowing::default()).await.unwrap();
     g.caller_for_key(&k.key.access_key_id).await.unwrap()
 }
 
@@ -87,7 +87,7 @@ async fn changes_made_elsewhere_apply_within_a_second() {
     // A key revoked elsewhere stops authenticating.
     let id = alice.access_key_id.clone();
     assert!(g.secret_for_key(&id).await.is_ok());
-    f.other.admin_revoke_key(&id).await.unwrap();
+    f.other.admin_revoke_key(coffer_gateway::admin::BY_COMMAND_LINE, &id).await.unwrap();
     within(Duration::from_secs(1), async || matches!(g.secret_for_key(&id).await, Err(Error::InvalidAccessKeyId)))
         .await;
 }
@@ -246,7 +246,7 @@ async fn audit_pages_miss_no_event_of_a_shared_millisecond() {
     let f = fixture().await;
     let g = &f.gateway;
     g.admin_create_user("root", &[], &[], true).await.unwrap();
-    let k = g.admin_create_key("root", Narrowing::default()).await.unwrap();
+    let k = g.admin_create_key(coffer_gateway::admin::BY_COMMAND_LINE, "root", Narrowing::default()).await.unwrap();
     let admin = g.caller_for_key(&k.key.access_key_id).await.unwrap();
     // Ten events in three milliseconds, stored newest last; four share the middle one.
     let stamps = [1_000, 1_000, 1_000, 2_000, 2_000, 2_000, 2_000, 3_000, 3_000, 3_000];
@@ -271,7 +271,8 @@ async fn audit_pages_miss_no_event_of_a_shared_millisecond() {
     let mut until = None;
     let mut pages = Vec::new();
     loop {
-        let filter = coffer_core::AuditFilter { until, limit: 2, ..Default::default() };
+        let filter =
+            coffer_core::AuditFilter { until, limit: 2, principal: Some("alice".into()), ..Default::default() };
         let page = g.audit_events_for(&admin, &filter).await.unwrap();
         pages.push(page.len());
         seen.extend(page.iter().map(|e| e.key.clone()));
@@ -284,4 +285,51 @@ async fn audit_pages_miss_no_event_of_a_shared_millisecond() {
     assert_eq!(pages, [3, 4, 3, 0]);
     let expected: Vec<String> = (0..10).rev().map(|i| format!("k{i}")).collect();
     assert_eq!(seen, expected, "every event once, newest first");
+}
+
+/// Every change to an access key is in the stored audit trail at once — by its user, by the
+/// operator, and a refused attempt on another user's key — with who did it and the key's id.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_key_changes_are_in_the_audit_trail() {
+    use coffer_gateway::admin::BY_COMMAND_LINE;
+    let f = fixture().await;
+    let g = &f.gateway;
+    let alice = user(g, "alice", &[]).await.in_request(Some(&coffer_gateway::RequestInfo {
+        request_id: "REQ1".into(),
+        source: "10.0.0.1:5000".into(),
+        read_only_endpoint: false,
+    }));
+    let bob = user(g, "bob", &[]).await;
+    let own =
+        coffer_gateway::keys::KeyRequest { read_only: true, buckets: None, classification: None, expires_in: None };
+    let made = g.create_own_key(&alice, &own).await.unwrap().key.access_key_id;
+    assert!(matches!(g.revoke_own_key(&bob, &made).await, Err(Error::NotFound(_))));
+    g.revoke_own_key(&alice, &made).await.unwrap();
+    let theirs = g.admin_create_key(BY_COMMAND_LINE, "bob", Narrowing::default()).await.unwrap().key.access_key_id;
+    g.admin_revoke_key(BY_COMMAND_LINE, &theirs).await.unwrap();
+
+    // No audit writer runs here: these were stored by the calls themselves.
+    let all = g.store().list_audit(&coffer_core::AuditFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let changes: Vec<_> = all
+        .iter()
+        .rev()
+        .filter(|e| e.key == made || e.key == theirs)
+        .map(|e| (e.principal.as_str(), e.action.as_str(), e.key.as_str(), e.allowed, e.rule.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("alice", "create-access-key", made.as_str(), true, "a user's own key"),
+            ("bob", "revoke-access-key", made.as_str(), false, "the key is another user's"),
+            ("alice", "revoke-access-key", made.as_str(), true, "a user's own key"),
+            (BY_COMMAND_LINE, "create-access-key", theirs.as_str(), true, "the operator, for user bob"),
+            (BY_COMMAND_LINE, "revoke-access-key", theirs.as_str(), true, "the operator"),
+        ]
+    );
+    let created = all.iter().find(|e| e.key == made && e.action == "create-access-key").unwrap();
+    assert_eq!(
+        (created.access_key_id.as_str(), created.request_id.as_str(), created.source.as_str(), created.bucket.as_str()),
+        (alice.access_key_id.as_str(), "REQ1", "10.0.0.1:5000", ""),
+        "the credential used, the request and the client's address"
+    );
 }

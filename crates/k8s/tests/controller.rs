@@ -291,7 +291,7 @@ async fn credentials_rotate_with_an_overlap() {
     assert_eq!(w.secret_data("coffer-alice-standard")["accessKeyID"], second);
 
     // a key revoked behind the controller's back is replaced at once
-    w.gateway.admin_revoke_key(&second).await.unwrap();
+    w.gateway.admin_revoke_key(coffer_gateway::admin::BY_CONTROLLER, &second).await.unwrap();
     w.touch("alice");
     w.until("a replaced key", |_| {
         w.annotation("coffer-alice-standard", "coffer.dev/access-key-id").is_some_and(|k| k != second)

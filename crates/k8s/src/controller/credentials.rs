@@ -36,7 +36,7 @@ pub(super) fn keys_in(secret: &Secret) -> Vec<String> {
 }
 
 async fn revoke(ctx: &Context, id: &str) -> Result<(), Error> {
-    match ctx.gateway.admin_revoke_key(id).await {
+    match ctx.gateway.admin_revoke_key(coffer_gateway::admin::BY_CONTROLLER, id).await {
         Ok(()) | Err(coffer_gateway::Error::NotFound(_)) => {
             ctx.metrics.key_revoked();
             tracing::info!(access_key_id = id, "revoked a CSI credential");
@@ -82,7 +82,7 @@ pub(super) async fn ensure(
     let (id, created) = match current {
         Some((id, created)) if now - created < rotation => (id, created),
         still_valid => {
-            let k = ctx.gateway.admin_create_key(user, narrowing).await?;
+            let k = ctx.gateway.admin_create_key(coffer_gateway::admin::BY_CONTROLLER, user, narrowing).await?;
             ctx.metrics.key_created();
             if let Some((old, _)) = still_valid {
                 // A rotation: the old key keeps working for the overlap, then goes.
