@@ -1,6 +1,6 @@
 //! Listing a bucket in ascending key order, with prefix, delimiter, start-after and limit.
 //!
-//! The tree is walked depth-first in key order: within a directory, children are sorted by
+//! The tree is walked depth-first in key order: within a directory, children are taken in the order of
 //! their decoded segment, an object file as `seg` and a directory as `seg/` — exactly the
 //! order of the keys they hold, so the walk yields keys in global byte order without ever
 //! collecting the whole bucket. The walk stops as soon as one entry more than asked for has
@@ -111,20 +111,62 @@ struct Child {
     trailer: Option<Box<Trailer>>,
 }
 
-impl Child {
-    /// The sort key: an object as `seg`, a directory as `seg/`, compared bytewise.
-    fn sorts_as(&self) -> (&[u8], bool) {
-        (self.segment.as_bytes(), self.is_dir)
+/// A child as read from its directory, before it is taken: its file name instead of its
+/// path, which is made only for the children a page visits.
+struct Entry {
+    segment: String,
+    is_dir: bool,
+    /// The file name within the directory (also what tells apart two entries that decode to
+    /// the same segment, which only damage can make).
+    name: String,
+    trailer: Option<Box<Trailer>>,
+}
+
+impl Entry {
+    /// Key order: an object as `seg`, a directory as `seg/`, compared bytewise.
+    fn key_order(&self, other: &Self) -> std::cmp::Ordering {
+        let a = self.segment.bytes().chain(self.is_dir.then_some(b'/'));
+        let b = other.segment.bytes().chain(other.is_dir.then_some(b'/'));
+        a.cmp(b).then_with(|| self.name.cmp(&other.name))
     }
 }
 
-/// Compare children in key order.
-fn key_order(a: &Child, b: &Child) -> std::cmp::Ordering {
-    let (sa, da) = a.sorts_as();
-    let (sb, db) = b.sorts_as();
-    let a_iter = sa.iter().copied().chain(da.then_some(b'/'));
-    let b_iter = sb.iter().copied().chain(db.then_some(b'/'));
-    a_iter.cmp(b_iter)
+/// In a max-heap, the entry first in key order on top.
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.key_order(self)
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Entry {}
+
+/// A directory's children, taken in key order. A page takes a few of a large directory's
+/// entries, so they are kept in a heap (built in linear time) rather than sorted whole, and
+/// each one's path is made when it is taken.
+struct Children {
+    dir: PathBuf,
+    heap: std::collections::BinaryHeap<Entry>,
+}
+
+impl Iterator for Children {
+    type Item = Child;
+
+    fn next(&mut self) -> Option<Child> {
+        let e = self.heap.pop()?;
+        Some(Child { path: self.dir.join(&e.name), segment: e.segment, is_dir: e.is_dir, trailer: e.trailer })
+    }
 }
 
 /// The state of one listing.
@@ -140,7 +182,7 @@ impl Walk<'_, '_> {
     /// Walk from `dir`, whose keys all start with `dir_prefix`.
     fn run(&mut self, dir: &Path, dir_prefix: String) -> io::Result<()> {
         let f = self.filter;
-        let mut stack = vec![(read_children(dir, &dir_prefix, f)?.into_iter(), dir_prefix)];
+        let mut stack = vec![(read_children(dir, &dir_prefix, f)?, dir_prefix)];
         while let Some((children, dir_prefix)) = stack.last_mut() {
             let Some(child) = children.next() else {
                 stack.pop();
@@ -151,7 +193,7 @@ impl Walk<'_, '_> {
                 match self.visit_dir(&child, &sub)? {
                     Visit::Descend => {
                         let grandchildren = read_children(&child.path, &sub, f)?;
-                        stack.push((grandchildren.into_iter(), sub));
+                        stack.push((grandchildren, sub));
                         Flow::Continue
                     }
                     Visit::Done(flow) => flow,
@@ -272,47 +314,48 @@ enum Visit {
 }
 
 /// The entries of `dir` (whose keys start with `dir_prefix`) that this backend wrote,
-/// decoded and in key order, but for objects `filter` puts before its start (a later page
-/// of a large directory then holds and sorts only what follows the previous one). A
+/// decoded, to be taken in key order, but for objects `filter` puts before its start (a
+/// later page of a large directory then holds only what follows the previous one). A
 /// missing directory has none.
-fn read_children(dir: &Path, dir_prefix: &str, filter: &Filter) -> io::Result<Vec<Child>> {
-    let before_start = |segment: &str| {
+fn read_children(dir: &Path, dir_prefix: &str, filter: &Filter) -> io::Result<Children> {
+    // The key of an object, to compare with the start: one buffer for the whole directory.
+    let mut key = String::new();
+    let mut before_start = |segment: &str| {
         filter.start_after.is_some() && {
-            let mut key = String::with_capacity(dir_prefix.len() + segment.len());
+            key.clear();
             key.push_str(dir_prefix);
             key.push_str(segment);
             key.starts_with(filter.prefix) && !filter.after_start(&key)
         }
     };
+    let mut children = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if is_absent(&e) => return Ok(Vec::new()),
+        Err(e) if is_absent(&e) => return Ok(Children { dir: dir.to_path_buf(), heap: children.into() }),
         Err(e) => return Err(e),
     };
-    let mut children = Vec::new();
     for entry in entries {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else { continue };
         let file_type = entry.file_type()?;
-        let path = entry.path();
         if file_type.is_dir() {
             let segment = match layout::decode_name(&name, true) {
                 Some(Decoded::Segment(s)) => s,
-                Some(Decoded::Hashed) => match hashed_dir_segment(&path, dir_prefix)? {
+                Some(Decoded::Hashed) => match hashed_dir_segment(&entry.path(), dir_prefix)? {
                     Some(s) => s,
                     None => continue,
                 },
                 None => continue,
             };
-            children.push(Child { segment, is_dir: true, path, trailer: None });
+            children.push(Entry { segment, is_dir: true, name, trailer: None });
         } else if file_type.is_file() {
             match layout::decode_name(&name, false) {
                 Some(Decoded::Segment(segment)) if !before_start(&segment) => {
-                    children.push(Child { segment, is_dir: false, path, trailer: None })
+                    children.push(Entry { segment, is_dir: false, name, trailer: None })
                 }
                 Some(Decoded::Segment(_)) => {}
                 Some(Decoded::Hashed) => {
-                    let Some(trailer) = readable_trailer(&path) else { continue };
+                    let Some(trailer) = readable_trailer(&entry.path()) else { continue };
                     let Some(segment) = trailer.key.strip_prefix(dir_prefix).filter(|s| !s.contains('/')) else {
                         continue;
                     };
@@ -320,14 +363,13 @@ fn read_children(dir: &Path, dir_prefix: &str, filter: &Filter) -> io::Result<Ve
                         continue;
                     }
                     let segment = segment.to_owned();
-                    children.push(Child { segment, is_dir: false, path, trailer: Some(Box::new(trailer)) });
+                    children.push(Entry { segment, is_dir: false, name, trailer: Some(Box::new(trailer)) });
                 }
                 None => {}
             }
         }
     }
-    children.sort_by(key_order);
-    Ok(children)
+    Ok(Children { dir: dir.to_path_buf(), heap: children.into() })
 }
 
 /// The raw segment of a hashed directory: from its name file, or, should that be missing
