@@ -1,13 +1,14 @@
 //! Listing a bucket in ascending key order, with prefix, delimiter, start-after and limit.
 //!
-//! The tree is walked depth-first in key order: within a directory, children are taken in the order of
-//! their decoded segment, an object file as `seg` and a directory as `seg/` — exactly the
-//! order of the keys they hold, so the walk yields keys in global byte order without ever
-//! collecting the whole bucket. The walk stops as soon as one entry more than asked for has
-//! been found (that extra entry is what makes `is_truncated` exact), skips directories that
-//! cannot hold a matching key (outside the prefix, wholly before `start_after`, under an
-//! already returned common prefix), and rolls a directory whose keys all share one common
-//! prefix into that prefix after checking only that it holds a matching object.
+//! The tree is walked depth-first in key order: within a directory, children are taken in
+//! the order of their decoded segment, an object file as `seg` and a directory as `seg/` —
+//! exactly the order of the keys they hold, so the walk yields keys in global byte order
+//! without ever collecting the whole bucket. The walk stops as soon as one entry more than
+//! asked for has been found (that extra entry is what makes `is_truncated` exact), skips
+//! directories that cannot hold a matching key (outside the prefix, wholly before
+//! `start_after`, under an already returned common prefix), and rolls a directory whose keys
+//! all share one common prefix into that prefix after checking only that it holds a
+//! matching object.
 //!
 //! `start_after` is exclusive. When it is exactly a common prefix this query could have
 //! returned (it starts with the prefix and rolls up into itself, so it ends with the
