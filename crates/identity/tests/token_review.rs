@@ -198,7 +198,8 @@ const SA: &str = "system:serviceaccount:team-a:notebook";
 
 #[test]
 fn an_authenticated_service_account_names_its_namespace() {
-    let token = sign(&claims(SA));
+    let signed = claims(SA);
+    let token = sign(&signed);
     let expected = token.clone();
     let (api, s) = setup(10, move |body| {
         if body["spec"]["token"] == expected.as_str() {
@@ -216,7 +217,7 @@ fn an_authenticated_service_account_names_its_namespace() {
     assert_eq!(id.issuer, ISSUER);
     assert_eq!(id.email, None);
     assert_eq!(id.service_account, Some(("team-a".into(), "notebook".into())));
-    assert_eq!(id.expires_at, claims(SA)["exp"].as_i64().unwrap());
+    assert_eq!(id.expires_at, signed["exp"].as_i64().unwrap(), "the token's own expiry");
     let groups: Vec<&str> = id.groups.iter().map(String::as_str).collect();
     assert_eq!(groups, ["system:authenticated", "system:serviceaccounts", "system:serviceaccounts:team-a"]);
     // An API server that lists no audiences: the token's own `aud` (now vouched for) decides.
