@@ -33,9 +33,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -78,11 +78,28 @@ impl Default for Limits {
     }
 }
 
+/// What a listener serves: any service answering every request (an axum `Router` is one).
+pub trait App:
+    tower::Service<http::Request<Body>, Response = Response, Error = std::convert::Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<http::Request<Body>, Response = Response, Error = std::convert::Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
 /// Serve `app` on `listener` with the default [`Limits`] until `shutdown` resolves and
 /// every connection has closed.
 pub async fn serve_connections(
     listener: TcpListener,
-    app: Router,
+    app: impl App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_with_limits(listener, app, Limits::default(), shutdown).await
@@ -91,7 +108,7 @@ pub async fn serve_connections(
 /// [`serve_connections`] with explicit limits.
 pub async fn serve_with_limits(
     listener: TcpListener,
-    app: Router,
+    app: impl App,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -149,7 +166,7 @@ pub async fn serve_with_limits(
 /// One connection, from its first byte to its close.
 async fn serve_one(
     builder: Arc<auto::Builder<TokioExecutor>>,
-    app: Router,
+    app: impl App,
     stream: TcpStream,
     remote: SocketAddr,
     limits: Limits,
@@ -261,6 +278,7 @@ where
 mod tests {
     use std::time::Instant;
 
+    use axum::Router;
     use axum::routing::{get, post};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -322,9 +322,7 @@ impl Visit for FieldWriter<'_> {
         }
         match self.format {
             LogFormat::Text if field.name() == "message" => self.out.push_str(value),
-            LogFormat::Text => {
-                let _ = write!(self.out, "{value:?}");
-            }
+            LogFormat::Text => push_debug_str(self.out, value),
             LogFormat::Json => push_json_str(self.out, value),
         }
     }
@@ -378,6 +376,19 @@ impl std::fmt::Write for JsonEscaped<'_> {
 }
 
 /// `s` as a JSON string, quotes included.
+/// `s` as `{s:?}` writes it: quoted, escaped as Rust escapes a string. The strings of log
+/// fields (names, keys, actions) are nearly always printable ASCII with nothing to escape,
+/// which goes straight in; anything else goes through `Debug`.
+fn push_debug_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        let _ = write!(out, "{s:?}");
+    }
+}
+
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     push_json_escaped(out, s);
@@ -454,6 +465,25 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn strings_are_quoted_as_debug_quotes_them() {
+        for s in [
+            "",
+            "plain key/with spaces-and_dots.txt",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "é ключ",
+            "\u{7f}",
+            "nul\0",
+            "'single'",
+        ] {
+            let mut out = String::new();
+            super::push_debug_str(&mut out, s);
+            assert_eq!(out, format!("{s:?}"), "for {s:?}");
+        }
+    }
+
     use std::sync::Arc;
 
     use super::*;

@@ -3,6 +3,8 @@
 //! `/healthz`, `/readyz` and `/metrics`. Around every S3 request: a request id (the `x-amz-request-id`
 //! header and the `request_id` of every log line), the refusal of SigV2 and POST forms,
 //! metrics (operation, status, latency, bytes) and one summary log line.
+//! [`Front`] is the one service a listener calls: it does the above and hands an S3 request
+//! straight to s3s, and only the REST API and the console to their axum router.
 //! [`run`] takes the listener and a shutdown future, so tests and `serve` start it alike;
 //! on shutdown, requests in flight finish.
 
@@ -15,14 +17,15 @@ use std::time::Instant;
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use coffer_gateway::Gateway;
 use coffer_s3_api::{OperationName, refuse_unsupported};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::config::{Config, GlobalArgs, ServeArgs};
@@ -176,12 +179,12 @@ pub async fn run(
         }
     };
     let read_only = read_only_listener.map(|l| {
-        let app = router(AppState { read_only: true, ..state.clone() });
+        let app = Front::new(AppState { read_only: true, ..state.clone() });
         let stop = down();
         tokio::spawn(crate::listener::serve_connections(l, app, stop))
     });
     // Connection limits (slow and oversized requests): see `listener`.
-    crate::listener::serve_connections(listener, router(state), down()).await.context("serving")?;
+    crate::listener::serve_connections(listener, Front::new(state), down()).await.context("serving")?;
     if let Some(ro) = read_only {
         ro.await.context("the read-only listener")?.context("serving read-only")?;
     }
@@ -192,27 +195,59 @@ pub async fn run(
     Ok(())
 }
 
-fn router(state: AppState) -> Router {
-    let s3 = coffer_s3_api::build(state.gateway.clone());
-    let s3 = axum::error_handling::HandleError::new(s3, |e: s3s::HttpError| async move {
-        tracing::error!(error = ?e, "S3 service error");
-        StatusCode::INTERNAL_SERVER_ERROR
-    });
-    let rest = coffer_rest_api::router(coffer_rest_api::RestState {
-        gateway: state.gateway.clone(),
-        headers: state.options.trusted_headers.clone(),
-        public_url: state.options.public_url.clone(),
-    });
-    // `/healthz`, `/readyz` and `/metrics` are answered in `around_request` for GET only, so
-    // every other request on those paths still reaches the S3 API (and gets S3 errors).
-    // The web console shares the origin with users' content: every answer but the
-    // console's own is sandboxed (see `coffer_console::sandbox_responses`).
-    Router::new()
-        .nest("/api/v1", rest)
-        .merge(state.options.console.router())
-        .fallback_service(s3)
-        .layer(middleware::from_fn(coffer_console::sandbox_responses))
-        .layer(middleware::from_fn_with_state(state, around_request))
+/// The front door of a listener: every request goes through [`Front::handle`], which
+/// answers the plain routes and STS itself, sends S3 requests straight to s3s, and the REST
+/// API and the console through their axum router.
+#[derive(Clone)]
+struct Front(Arc<FrontParts>);
+
+struct FrontParts {
+    st: AppState,
+    s3: s3s::service::S3Service,
+    /// The REST API under `/api/v1` and the console; anything else it is given goes to S3.
+    web: Router,
+}
+
+impl Front {
+    fn new(st: AppState) -> Self {
+        let s3 = coffer_s3_api::build(st.gateway.clone());
+        let fallback =
+            axum::error_handling::HandleError::new(s3.clone(), |e: s3s::HttpError| async move { s3_service_error(&e) });
+        let rest = coffer_rest_api::router(coffer_rest_api::RestState {
+            gateway: st.gateway.clone(),
+            headers: st.options.trusted_headers.clone(),
+            public_url: st.options.public_url.clone(),
+        });
+        // The web console shares the origin with users' content: every answer but the
+        // console's own is sandboxed (see `coffer_console::sandbox`).
+        let web = Router::new()
+            .nest("/api/v1", rest)
+            .merge(st.options.console.router())
+            .fallback_service(fallback)
+            .layer(middleware::from_fn(coffer_console::sandbox_responses));
+        Self(Arc::new(FrontParts { st, s3, web }))
+    }
+}
+
+impl tower::Service<Request> for Front {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let parts = self.0.clone();
+        Box::pin(async move { Ok(parts.handle(req).await) })
+    }
+}
+
+/// What an S3 request that s3s could not answer at all gets.
+fn s3_service_error(e: &s3s::HttpError) -> Response {
+    tracing::error!(error = ?e, "S3 service error");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// The request id's header on REST and console answers, on S3 answers (as AWS names it) and
@@ -270,6 +305,37 @@ fn request_id() -> String {
     format!("{:016X}", mix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15))))
 }
 
+/// A client address as `SocketAddr` displays it (`1.2.3.4:5678`, `[::1]:5678`), without the
+/// formatting machinery for the IPv4 addresses nearly every request comes from.
+fn address_text(a: &std::net::SocketAddr) -> String {
+    let std::net::SocketAddr::V4(v4) = a else { return a.to_string() };
+    let mut out = String::with_capacity(21);
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_decimal(&mut out, u32::from(octet));
+    }
+    out.push(':');
+    push_decimal(&mut out, u32::from(v4.port()));
+    out
+}
+
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 /// SplitMix64's finalizer: a bijection of `u64` that scatters neighbouring inputs.
 fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -277,67 +343,70 @@ fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Request id, metrics and the summary log line around every request, then the front end
-/// the request is for: the plain routes, the REST API, STS, or S3.
-async fn around_request(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let id = request_id();
-    let span = tracing::info_span!("request", request_id = %id);
-    async move {
-        let start = Instant::now();
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let unanswered_expect = expects_continue_without_body(req.headers());
-        if method == http::Method::GET
-            && let Some(resp) = plain_route(&st, &path).await
-        {
-            return resp;
-        }
-        let front = if path.starts_with("/api/") {
-            Some("REST")
-        } else {
-            coffer_console::is_console_path(&path).then_some("Console")
-        };
-        let (operation, resp) = if let Some(front) = front {
-            let mut req = req;
-            req.extensions_mut().insert(coffer_gateway::RequestInfo {
-                request_id: id.clone(),
-                source: String::new(),
-                read_only_endpoint: st.read_only,
-            });
-            let mut resp = next.run(req).await;
-            if let Ok(v) = HeaderValue::from_str(&id) {
-                resp.headers_mut().insert(X_REQUEST_ID, v);
+impl FrontParts {
+    /// Request id, metrics and the summary log line around every request, then the front end
+    /// the request is for: the plain routes, the REST API, STS, or S3.
+    async fn handle(&self, req: Request) -> Response {
+        let st = &self.st;
+        let id = request_id();
+        let span = tracing::info_span!("request", request_id = %id);
+        async move {
+            let start = Instant::now();
+            let method = req.method().clone();
+            let path = req.uri().path().to_owned();
+            let unanswered_expect = expects_continue_without_body(req.headers());
+            if method == http::Method::GET
+                && let Some(resp) = plain_route(st, &path).await
+            {
+                return resp;
             }
-            (front.to_owned(), resp)
-        } else if coffer_s3_api::sts::is_sts_request(&method, req.uri(), req.headers()) {
-            ("AssumeRoleWithWebIdentity".to_owned(), sts(&st, req, &id).await)
-        } else {
-            s3_request(&st, req, next, &id).await
-        };
-        let mut resp = with_retry_after(resp);
-        if unanswered_expect {
-            // The final answer goes without a `100 Continue` (there is no body to wait for).
-            // botocore then keeps that answer's status line for its next request on the
-            // connection and reads the next answer's headers as lost (an empty ETag);
-            // closing the connection here, as Go's net/http does, keeps every client sane.
-            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            let front = if path.starts_with("/api/") {
+                Some("REST")
+            } else {
+                coffer_console::is_console_path(&path).then_some("Console")
+            };
+            let (operation, resp) = if let Some(front) = front {
+                let mut req = req;
+                req.extensions_mut().insert(coffer_gateway::RequestInfo {
+                    request_id: id.clone(),
+                    source: String::new(),
+                    read_only_endpoint: st.read_only,
+                });
+                let Ok(mut resp) = self.web.clone().oneshot(req).await;
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    resp.headers_mut().insert(X_REQUEST_ID, v);
+                }
+                (front.to_owned(), resp)
+            } else if coffer_s3_api::sts::is_sts_request(&method, req.uri(), req.headers()) {
+                ("AssumeRoleWithWebIdentity".to_owned(), sts(st, req, &id).await)
+            } else {
+                self.s3_request(req, &id).await
+            };
+            let mut resp = with_retry_after(resp);
+            if unanswered_expect {
+                // The final answer goes without a `100 Continue` (there is no body to wait for).
+                // botocore then keeps that answer's status line for its next request on the
+                // connection and reads the next answer's headers as lost (an empty ETag);
+                // closing the connection here, as Go's net/http does, keeps every client sane.
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            let status = resp.status().as_u16();
+            let elapsed = start.elapsed();
+            st.metrics.observe(&operation, status, elapsed);
+            tracing::info!(
+                %method,
+                path = %loggable(&path),
+                operation,
+                status,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            );
+            let metrics = st.metrics.clone();
+            resp.map(|b| Body::new(Counted::new(b, move |n| metrics.add_bytes_out(n), None)))
         }
-        let status = resp.status().as_u16();
-        let elapsed = start.elapsed();
-        st.metrics.observe(&operation, status, elapsed);
-        tracing::info!(
-            %method,
-            path = %loggable(&path),
-            operation,
-            status,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "request"
-        );
-        let metrics = st.metrics.clone();
-        resp.map(|b| Body::new(Counted::new(b, move |n| metrics.add_bytes_out(n), None)))
+        .instrument(span)
+        .await
     }
-    .instrument(span)
-    .await
 }
 
 /// Does this request ask for `100 Continue` although it has no body (`Content-Length: 0`, or
@@ -368,46 +437,56 @@ fn with_retry_after(mut resp: Response) -> Response {
 /// An S3 request: SigV2 and POST forms refused here, the rest through s3s; error bodies
 /// completed; the connection closed after a refusal that left the body unread. Returns the
 /// S3 operation's name and the response.
-async fn s3_request(st: &AppState, mut req: Request, next: Next, id: &str) -> (String, Response) {
-    let method = req.method().clone();
-    let op = OperationName::default();
-    req.extensions_mut().insert(op.clone());
-    let source = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
-    req.extensions_mut().insert(coffer_gateway::RequestInfo {
-        request_id: id.to_owned(),
-        source,
-        read_only_endpoint: st.read_only,
-    });
-    let has_body = declares_body(req.headers());
-    let body_done = Arc::new(AtomicBool::new(false));
-    let mut resp = match refuse_unsupported(req.method(), req.uri(), req.headers()) {
-        Err(e) => xml_error(&e, id),
-        Ok(()) => {
-            let metrics = st.metrics.clone();
-            let done = body_done.clone();
-            let req = req.map(|b| Body::new(Counted::new(b, move |n| metrics.add_bytes_in(n), Some(done))));
-            next.run(req).await
+impl FrontParts {
+    async fn s3_request(&self, mut req: Request, id: &str) -> (String, Response) {
+        let st = &self.st;
+        let method = req.method().clone();
+        let op = OperationName::default();
+        req.extensions_mut().insert(op.clone());
+        let source = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| address_text(&c.0))
+            .unwrap_or_default();
+        req.extensions_mut().insert(coffer_gateway::RequestInfo {
+            request_id: id.to_owned(),
+            source,
+            read_only_endpoint: st.read_only,
+        });
+        let has_body = declares_body(req.headers());
+        let body_done = Arc::new(AtomicBool::new(false));
+        let mut resp = match refuse_unsupported(req.method(), req.uri(), req.headers()) {
+            Err(e) => xml_error(&e, id),
+            Ok(()) => {
+                let metrics = st.metrics.clone();
+                let done = body_done.clone();
+                let req = req.map(|b| {
+                    s3s::Body::http_body_unsync(Counted::new(b, move |n| metrics.add_bytes_in(n), Some(done)))
+                });
+                let mut resp = match self.s3.call(req).await {
+                    Ok(resp) => resp.map(Body::new),
+                    Err(e) => s3_service_error(&e),
+                };
+                coffer_console::sandbox(&mut resp);
+                resp
+            }
+        };
+        if resp.status().as_u16() >= 400 {
+            if method != http::Method::HEAD {
+                resp = complete_error(resp, id).await;
+            }
+            // Refused before its body was read (often without a `100 Continue`, so the client
+            // never sent it): close the connection rather than read the next request as this
+            // one's body.
+            if has_body && !body_done.load(Ordering::Acquire) {
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
         }
-    };
-    if resp.status().as_u16() >= 400 {
-        if method != http::Method::HEAD {
-            resp = complete_error(resp, id).await;
+        if let Ok(v) = HeaderValue::from_str(id) {
+            resp.headers_mut().insert(X_AMZ_REQUEST_ID, v);
         }
-        // Refused before its body was read (often without a `100 Continue`, so the client
-        // never sent it): close the connection rather than read the next request as this
-        // one's body.
-        if has_body && !body_done.load(Ordering::Acquire) {
-            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
+        (op.get().unwrap_or_else(|| "Unknown".to_owned()), resp)
     }
-    if let Ok(v) = HeaderValue::from_str(id) {
-        resp.headers_mut().insert(X_AMZ_REQUEST_ID, v);
-    }
-    (op.get().unwrap_or_else(|| "Unknown".to_owned()), resp)
 }
 
 /// An STS call: read its (small) form body, answer in the STS XML format.
@@ -538,6 +617,15 @@ mod tests {
             |a: &str, b: &str| (u64::from_str_radix(a, 16).unwrap() ^ u64::from_str_radix(b, 16).unwrap()).count_ones();
         let mean = ids.windows(2).map(|w| differing(&w[0], &w[1]) as f64).sum::<f64>() / (ids.len() - 1) as f64;
         assert!((28.0..36.0).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn client_addresses_read_as_socket_addr_displays_them() {
+        for a in ["0.0.0.0:0", "127.0.0.1:8080", "255.255.255.255:65535", "10.20.3.4:9", "[::1]:443", "[fe80::1]:1"] {
+            let addr: std::net::SocketAddr = a.parse().unwrap();
+            assert_eq!(address_text(&addr), addr.to_string());
+            assert_eq!(address_text(&addr), a);
+        }
     }
 
     #[test]

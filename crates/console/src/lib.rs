@@ -174,10 +174,16 @@ async fn security_headers(req: Request, next: Next) -> Response {
 /// origin — where it could read the CSRF cookie and act with the console's session.
 pub async fn sandbox_responses(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
+    sandbox(&mut resp);
+    resp
+}
+
+/// Sandbox one answer that does not set its own `Content-Security-Policy` (see
+/// [`sandbox_responses`]).
+pub fn sandbox(resp: &mut Response) {
     if !resp.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
         resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
     }
-    resp
 }
 
 #[cfg(test)]

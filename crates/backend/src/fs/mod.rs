@@ -10,10 +10,10 @@
 //!     <encoded key path>    object files: data + trailer (see `object_file`)
 //! ```
 //!
-//! The pieces live in their own files: `layout` (key ↔ path), `object_file` (file format),
-//! `write` (atomic streaming writes), `read` (opening objects, ranged streams), `remove`
-//! (deletes), `list` (ordered listings), `multipart` (uploads), `io_mode` (where the short
-//! calls run). Blocking filesystem calls run on tokio's blocking pool (`spawn_blocking`) or
+//! The pieces live in their own files: `layout` (key ↔ path), `object_file` (file format;
+//! `trailer_codec` its binary trailer), `write` (atomic streaming writes), `read` (opening
+//! objects, ranged streams), `remove` (deletes), `list` (ordered listings), `multipart`
+//! (uploads), `io_mode` (where the short calls run). Blocking filesystem calls run on tokio's blocking pool (`spawn_blocking`) or
 //! through `tokio::fs`, except those of a HEAD and a small GET on a local filesystem,
 //! which run inline (see `io_mode`).
 
@@ -35,6 +35,7 @@ mod multipart;
 mod object_file;
 mod read;
 mod remove;
+mod trailer_codec;
 mod write;
 
 pub use io_mode::FsIo;

@@ -1,8 +1,12 @@
-//! The object file format: the raw bytes, then a JSON trailer, then a fixed footer.
+//! The object file format: the raw bytes, then a trailer, then a fixed footer.
 //!
 //! ```text
-//! [ data … ][ trailer JSON ][ trailer length: u64 LE ][ magic "COFFER01" ]
+//! [ data … ][ trailer ][ trailer length: u64 LE ][ magic "COFFER02" ]
 //! ```
+//!
+//! The trailer is binary (`trailer_codec`). Files written before it (magic `COFFER01`)
+//! hold it as JSON, and are read as they are: both formats stay readable, and only format 2
+//! is written.
 //!
 //! Keeping the metadata *in* the object file (rather than in a sidecar) means one rename
 //! publishes data and metadata together, so a reader can never pair new bytes with old
@@ -18,8 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ObjectInfo, ObjectMeta, PartInfo};
 
-/// The last 8 bytes of every object file.
-pub(crate) const MAGIC: &[u8; 8] = b"COFFER01";
+/// The last 8 bytes of an object file written now: its trailer is binary.
+pub(crate) const MAGIC: &[u8; 8] = b"COFFER02";
+/// The last 8 bytes of an object file of format 1: its trailer is JSON.
+pub(crate) const MAGIC_JSON: &[u8; 8] = b"COFFER01";
 /// The footer: trailer length (8 bytes LE) and magic.
 pub(crate) const FOOTER_LEN: u64 = 16;
 /// The largest trailer accepted when reading; anything larger is corruption.
@@ -42,9 +48,10 @@ pub(crate) struct Trailer {
 }
 
 impl Trailer {
-    /// The trailer as it is appended to the data: JSON, length, magic.
+    /// The trailer as it is appended to the data: the trailer, its length, the magic.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec(self).expect("a trailer always serializes");
+        let mut out = Vec::with_capacity(256);
+        super::trailer_codec::encode(self, &mut out);
         let len = out.len() as u64;
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(MAGIC);
@@ -126,24 +133,32 @@ fn read_trailer(file: std::fs::File, len: u64, tail_read: u64) -> io::Result<Ope
     let mut tail = vec![0u8; (len - tail_start) as usize];
     file.read_exact_at(&mut tail, tail_start)?;
     let (tlen, magic) = tail[tail.len() - FOOTER_LEN as usize..].split_at(8);
-    if magic != MAGIC {
-        return Err(corrupt("bad magic"));
-    }
+    let json = match magic {
+        m if m == MAGIC => false,
+        m if m == MAGIC_JSON => true,
+        _ => return Err(corrupt("bad magic")),
+    };
     let tlen = u64::from_le_bytes(tlen.try_into().expect("8 bytes"));
     if tlen > MAX_TRAILER || tlen > len - FOOTER_LEN {
         return Err(corrupt("bad trailer length"));
     }
     let data_len = len - FOOTER_LEN - tlen;
-    let parsed = if data_len >= tail_start {
+    let decode = |bytes: &[u8]| {
+        if json {
+            serde_json::from_slice::<Trailer>(bytes).map_err(|e| corrupt(&format!("bad trailer: {e}")))
+        } else {
+            super::trailer_codec::decode(bytes).map_err(|e| corrupt(&format!("bad trailer: {e}")))
+        }
+    };
+    let trailer = if data_len >= tail_start {
         let from = (data_len - tail_start) as usize;
-        serde_json::from_slice::<Trailer>(&tail[from..from + tlen as usize])
+        decode(&tail[from..from + tlen as usize])?
     } else {
         // A trailer larger than the tail read (many user metadata): read it whole.
-        let mut json = vec![0u8; tlen as usize];
-        file.read_exact_at(&mut json, data_len)?;
-        serde_json::from_slice::<Trailer>(&json)
+        let mut whole = vec![0u8; tlen as usize];
+        file.read_exact_at(&mut whole, data_len)?;
+        decode(&whole)?
     };
-    let trailer = parsed.map_err(|e| corrupt(&format!("bad trailer: {e}")))?;
     if trailer.size != data_len {
         return Err(corrupt("the trailer's size does not match the data"));
     }
@@ -260,6 +275,39 @@ mod tests {
         // An object without data: the footer alone fits any read.
         write(b"", &trailer(0));
         assert_eq!(open_with_tail(&path, 1).unwrap().unwrap().trailer, trailer(0));
+    }
+
+    /// A trailer as format 1 wrote it: JSON, its length, `COFFER01`.
+    fn encode_format_1(t: &Trailer) -> Vec<u8> {
+        let mut out = serde_json::to_vec(t).unwrap();
+        let len = out.len() as u64;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(MAGIC_JSON);
+        out
+    }
+
+    #[test]
+    fn files_of_format_1_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obj");
+        let mut t = trailer(5);
+        t.meta.user_metadata.insert("big".into(), "x".repeat(3 * SMALL_OBJECT_READ as usize));
+        for t in [trailer(5), t] {
+            let mut bytes = b"hello".to_vec();
+            bytes.extend(encode_format_1(&t));
+            std::fs::write(&path, &bytes).unwrap();
+            for tail in [TRAILER_READ, SMALL_OBJECT_READ] {
+                let o = open_with_tail(&path, tail).unwrap().unwrap();
+                assert_eq!(o.trailer, t);
+            }
+            // The magic decides the decoder: JSON under format 2's magic is corrupt.
+            let n = bytes.len();
+            bytes[n - 8..].copy_from_slice(MAGIC);
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(open(&path).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        }
+        // What is written now is format 2.
+        assert_eq!(&trailer(5).encode()[..][trailer(5).encode().len() - 8..], MAGIC);
     }
 
     #[test]
