@@ -321,10 +321,9 @@ fn address_text(a: &std::net::SocketAddr) -> String {
     out
 }
 
-fn push_decimal(out: &mut String, n: u32) {
+fn push_decimal(out: &mut String, mut n: u32) {
     let mut digits = [0u8; 10];
     let mut at = digits.len();
-    let mut n = n;
     loop {
         at -= 1;
         digits[at] = b'0' + (n % 10) as u8;
@@ -355,6 +354,8 @@ impl FrontParts {
             let method = req.method().clone();
             let path = req.uri().path().to_owned();
             let unanswered_expect = expects_continue_without_body(req.headers());
+            // `/healthz`, `/readyz` and `/metrics` are answered here for GET only, so every
+            // other request on those paths still reaches the S3 API (and gets S3 errors).
             if method == http::Method::GET
                 && let Some(resp) = plain_route(st, &path).await
             {
