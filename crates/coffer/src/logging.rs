@@ -375,7 +375,6 @@ impl std::fmt::Write for JsonEscaped<'_> {
     }
 }
 
-/// `s` as a JSON string, quotes included.
 /// `s` as `{s:?}` writes it: quoted, escaped as Rust escapes a string. The strings of log
 /// fields (names, keys, actions) are nearly always printable ASCII with nothing to escape,
 /// which goes straight in; anything else goes through `Debug`.
@@ -389,6 +388,7 @@ fn push_debug_str(out: &mut String, s: &str) {
     }
 }
 
+/// `s` as a JSON string, quotes included.
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     push_json_escaped(out, s);
