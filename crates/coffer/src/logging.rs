@@ -5,9 +5,9 @@
 //!
 //! Lines go to stderr through [`Batched`]: each line is appended to a buffer in memory and
 //! a writer thread writes the buffer out every [`FLUSH_EVERY`] (sooner when it holds
-//! [`FLUSH_AT`] bytes). A server logs two lines per request (the request and the
-//! authorization decision); one `write(2)` each cost about a tenth of the CPU of a small
-//! GET (docs/BENCHMARKS.md), the buffer a few dozen writes a second. A line is on stderr at
+//! [`FLUSH_AT`] bytes). A server logs a line per request (and one per denial); one
+//! `write(2)` each cost about a tenth of the CPU of a small GET (docs/BENCHMARKS.md), the
+//! buffer a few dozen writes a second. A line is on stderr at
 //! most [`FLUSH_EVERY`] after it was logged; [`flush`] writes what is pending (at exit, and
 //! before a panic's message).
 

@@ -1,8 +1,10 @@
-//! The audit trail: every authorization decision goes to the log stream (target
-//! `coffer::audit`, at once) and to the metadata store (in batches, by a background writer,
-//! so a request never waits for it). Access keys created and revoked — by their users, by
-//! the operator's command line or by the Kubernetes controller — are stored at once (see
-//! [`KeyChange`]). Old events are purged after the retention period.
+//! The audit trail: every authorization decision goes to the metadata store (in batches, by
+//! a background writer, so a request never waits for it) and to the log stream (target
+//! `coffer::audit`): a denial at once at `info`, an allowed decision at `debug` — and at
+//! `warn` if the store could not take it, so no decision is lost from both. Access keys
+//! created and revoked — by their users, by the operator's command line or by the Kubernetes
+//! controller — are stored at once (see [`KeyChange`]). Old events are purged after the
+//! retention period.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,26 +72,58 @@ impl AuditSink {
     }
 }
 
+/// When a decision reaches the log stream.
+#[derive(Clone, Copy)]
+enum Logged {
+    /// As it is made: a denial at `info`, an allowed decision at `debug`.
+    AtOnce,
+    /// When the store could not take it (its queue full, or its write failed): at `warn`.
+    NotStored,
+}
+
+/// Was this decision logged as it was made? Denials always are; allowed decisions when the
+/// log takes `coffer::audit` at `debug`.
+fn logged_at_once(e: &AuditEvent) -> bool {
+    !e.allowed || tracing::enabled!(target: "coffer::audit", tracing::Level::DEBUG)
+}
+
+/// Log one decision (`when` says at which level); returns whether a line was written.
+fn log_decision(e: &AuditEvent, when: Logged) -> bool {
+    macro_rules! line {
+        ($level:ident, $message:literal $(, $field:ident = $value:expr)*) => {
+            tracing::$level!(
+                target: "coffer::audit",
+                $($field = $value,)*
+                principal = %e.principal,
+                access_key_id = %e.access_key_id,
+                action = %e.action,
+                bucket = %e.bucket,
+                key = %e.key,
+                allowed = e.allowed,
+                rule = %e.rule,
+                source = %e.source,
+                $message
+            )
+        };
+    }
+    match when {
+        // Logged by the writer, outside the request's span: with the request's id.
+        Logged::NotStored => line!(warn, "authorization decision not stored", request_id = e.request_id.as_str()),
+        Logged::AtOnce if !e.allowed => line!(info, "authorization decision"),
+        Logged::AtOnce if logged_at_once(e) => line!(debug, "authorization decision"),
+        Logged::AtOnce => return false,
+    }
+    true
+}
+
 fn now_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Gateway {
-    /// Record one decision: to the log now, to the store soon.
+    /// Record one decision: to the store soon; to the log now if it is a denial (or the
+    /// log asks for allowed decisions too), and later if the store cannot take it.
     pub(crate) fn audit(&self, caller: &Caller, action: &str, bucket: &str, key: Option<&str>, d: &Decision) {
-        let rule = d.rule.to_string();
-        tracing::info!(
-            target: "coffer::audit",
-            principal = %caller.principal.name,
-            access_key_id = %caller.access_key_id,
-            action,
-            bucket,
-            key = key.unwrap_or(""),
-            allowed = d.allowed,
-            rule = %rule,
-            source = %caller.source,
-            "authorization decision"
-        );
         let event = AuditEvent {
             at: now_millis(),
             principal: caller.principal.name.clone(),
@@ -98,12 +132,16 @@ impl Gateway {
             bucket: bucket.to_owned(),
             key: key.unwrap_or("").to_owned(),
             allowed: d.allowed,
-            rule,
+            rule: d.rule.to_string(),
             request_id: caller.request_id.clone(),
             source: caller.source.clone(),
         };
-        if self.audit.tx.try_send(event).is_err() {
+        let logged = log_decision(&event, Logged::AtOnce);
+        if let Err(e) = self.audit.tx.try_send(event) {
             self.audit.dropped.fetch_add(1, Ordering::Relaxed);
+            if !logged {
+                log_decision(&e.into_inner(), Logged::NotStored);
+            }
         }
     }
 
@@ -149,7 +187,7 @@ impl Gateway {
             source: source.to_owned(),
         };
         if let Err(e) = self.store.append_audit(vec![event]).await {
-            tracing::warn!(error = %e, action, access_key_id, "cannot store the audit event");
+            tracing::warn!(error = %e.error, action, access_key_id, "cannot store the audit event");
         }
     }
 
@@ -202,8 +240,10 @@ impl Gateway {
         }
         let events = batch.len();
         if let Err(e) = self.store.append_audit(std::mem::replace(batch, Vec::with_capacity(BATCH))).await {
-            // The log stream already has them.
-            tracing::warn!(error = %e, events, "cannot store audit events");
+            tracing::warn!(error = %e.error, events, "cannot store audit events");
+            for event in e.events.iter().filter(|e| !logged_at_once(e)) {
+                log_decision(event, Logged::NotStored);
+            }
         }
     }
 

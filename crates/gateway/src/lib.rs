@@ -13,8 +13,8 @@
 //!   commit, and a poll of the revision — the only mechanism on SQLite).
 //! - [`authorize`] — [`Caller`] (who, under which narrowing) and the checks every use case
 //!   begins with.
-//! - [`audit`] — each decision to the log (`target: "coffer::audit"`) and, in batches, to
-//!   the metadata store, with a retention.
+//! - [`audit`] — each decision, in batches, to the metadata store, with a retention, and to
+//!   the log (`target: "coffer::audit"`; allowed decisions at `debug`).
 //! - [`buckets`], [`objects`], [`multipart`] — the S3 use cases, named after the AWS
 //!   operations.
 //! - [`conditions`] — `If-Match` and friends.

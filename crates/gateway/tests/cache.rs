@@ -6,6 +6,9 @@
 //! The store underneath is SQLite (which sends no notifications); the notifications are
 //! injected through [`ChangeStream::channel`], and the wrapper can freeze the revision the
 //! poll reads, so that only a notification can tell the gateway of a change.
+//!
+//! The same wrapper can fail the audit writer's writes: the last tests show which decisions
+//! reach the log stream, and that one the store could not take is never lost from both.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +22,7 @@ use coffer_core::{
 };
 use coffer_gateway::{Caller, Error, Gateway};
 use coffer_identity::ServerKey;
-use coffer_metadata::{ChangeEvent, ChangeStream, MetadataStore, Result};
+use coffer_metadata::{AuditNotStored, ChangeEvent, ChangeStream, MetadataStore, Result};
 use tokio::sync::mpsc;
 
 /// A store that counts every call by name, hands out the change streams it is given, and can
@@ -29,6 +32,7 @@ struct Counting {
     calls: Mutex<BTreeMap<&'static str, u64>>,
     frozen_revision: Mutex<Option<i64>>,
     hang_revision: AtomicBool,
+    fail_audit: AtomicBool,
     streams: Mutex<VecDeque<ChangeStream>>,
 }
 
@@ -39,6 +43,7 @@ impl Counting {
             calls: Mutex::default(),
             frozen_revision: Mutex::default(),
             hang_revision: AtomicBool::new(false),
+            fail_audit: AtomicBool::new(false),
             streams: Mutex::default(),
         }
     }
@@ -200,7 +205,12 @@ impl MetadataStore for Counting {
     async fn owner_usage(&self, owner: &str) -> Result<(Usage, usize)> {
         delegate!(self.owner_usage(owner))
     }
-    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()> {
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<(), AuditNotStored> {
+        if self.fail_audit.load(Ordering::SeqCst) {
+            self.count("append_audit");
+            let error = coffer_metadata::Error::Unavailable("the test turned audit writes off".into());
+            return Err(AuditNotStored { error, events });
+        }
         delegate!(self.append_audit(events))
     }
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
@@ -460,4 +470,118 @@ async fn a_poll_that_hangs_drops_the_cache() {
     let took = within(Duration::from_secs(2), async || read_bucket().await).await;
     let bound = coffer_gateway::cache::SAFETY_POLL_INTERVAL + coffer_gateway::REVISION_TIMEOUT;
     assert!(took < bound + Duration::from_millis(200), "dropped after {took:?}");
+}
+
+/// The audit lines a test's subscriber saw: level, message, and the event's `allowed` and
+/// `key` fields.
+#[derive(Clone, Default)]
+struct AuditLines(Arc<Mutex<Vec<AuditLine>>>);
+
+/// Level, message, `allowed` and `key`.
+type AuditLine = (tracing::Level, String, bool, String);
+
+impl AuditLines {
+    /// A subscriber that records `coffer::audit` events at `level` and above, and the lines.
+    fn subscriber(level: tracing::Level) -> (impl tracing::Subscriber + Send + Sync, Self) {
+        use tracing_subscriber::layer::SubscriberExt;
+        let lines = Self::default();
+        let filter = tracing_subscriber::filter::Targets::new().with_target("coffer::audit", level);
+        (tracing_subscriber::registry().with(lines.clone().with_filter(filter)), lines)
+    }
+
+    /// The lines for object `key`, as (level, message, allowed).
+    fn of(&self, key: &str) -> Vec<(tracing::Level, String, bool)> {
+        let lines = self.0.lock().unwrap();
+        lines.iter().filter(|l| l.3 == key).map(|l| (l.0, l.1.clone(), l.2)).collect()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        #[derive(Default)]
+        struct Fields(String, bool, String);
+        impl tracing::field::Visit for Fields {
+            fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+                if field.name() == "allowed" {
+                    self.1 = value;
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                match field.name() {
+                    "message" => self.0 = format!("{value:?}"),
+                    "key" => self.2 = format!("{value:?}"),
+                    _ => {}
+                }
+            }
+        }
+        let mut f = Fields::default();
+        event.record(&mut f);
+        self.0.lock().unwrap().push((*event.metadata().level(), f.0, f.1, f.2));
+    }
+}
+
+use tracing_subscriber::Layer as _;
+
+/// One allowed decision (`owner` writes `key` into bucket `data`) and one denial (`other`
+/// reads it), then the audit writer runs until it has written (or failed to write) both.
+async fn allow_then_deny(g: &Arc<Gateway>, owner: &Caller, other: &Caller, key: &str) {
+    let body: coffer_backend::ByteStream = Box::pin(futures::stream::iter([Ok(bytes::Bytes::from_static(b"x"))]));
+    g.put_object(owner, "data", key, coffer_gateway::objects::PutInput::default(), body).await.unwrap();
+    assert!(matches!(g.head_object(other, "data", key, &Default::default()).await, Err(Error::AccessDenied)));
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn({
+        let g = g.clone();
+        async move { g.run_audit_writer(Duration::from_secs(3600), async move { rx.await.unwrap_or(()) }).await }
+    });
+    stop.send(()).unwrap();
+    writer.await.unwrap();
+}
+
+/// Denials reach the log as they are made; allowed decisions only when the log asks for
+/// `debug` — the store keeps every decision either way.
+#[tokio::test(flavor = "current_thread")]
+async fn denials_are_logged_at_once_and_allowed_decisions_at_debug() {
+    for level in [tracing::Level::INFO, tracing::Level::DEBUG] {
+        let f = fixture().await;
+        let g = &f.gateway;
+        let (subscriber, lines) = AuditLines::subscriber(level);
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let alice = user(g, "alice").await;
+        let bob = user(g, "bob").await;
+        g.create_bucket(&alice, "data", None).await.unwrap();
+        allow_then_deny(g, &alice, &bob, "mine").await;
+        let mut expected = vec![(tracing::Level::INFO, "authorization decision".to_owned(), false)];
+        if level == tracing::Level::DEBUG {
+            expected.insert(0, (tracing::Level::DEBUG, "authorization decision".to_owned(), true));
+        }
+        assert_eq!(lines.of("mine"), expected, "at {level}");
+        let filter = AuditFilter { bucket: Some("data".into()), limit: 100, ..Default::default() };
+        let stored = g.audit_events(&filter).await.unwrap();
+        let stored: Vec<(String, bool)> =
+            stored.into_iter().filter(|e| e.key == "mine").map(|e| (e.principal, e.allowed)).collect();
+        assert_eq!(stored, [("bob".to_owned(), false), ("alice".to_owned(), true)]);
+    }
+}
+
+/// A batch the store cannot take goes to the log at `warn`: the allowed decisions in it,
+/// which were not logged when they were made (the denials were).
+#[tokio::test(flavor = "current_thread")]
+async fn decisions_the_store_cannot_take_are_logged() {
+    let f = fixture().await;
+    let g = &f.gateway;
+    let (subscriber, lines) = AuditLines::subscriber(tracing::Level::INFO);
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let alice = user(g, "alice").await;
+    let bob = user(g, "bob").await;
+    g.create_bucket(&alice, "data", None).await.unwrap();
+    f.counting.fail_audit.store(true, Ordering::SeqCst);
+    allow_then_deny(g, &alice, &bob, "lost").await;
+    assert!(f.counting.calls_of("append_audit") > 0);
+    assert_eq!(
+        lines.of("lost"),
+        [
+            (tracing::Level::INFO, "authorization decision".to_owned(), false),
+            (tracing::Level::WARN, "authorization decision not stored".to_owned(), true),
+        ]
+    );
 }

@@ -45,7 +45,7 @@ use crate::changes::{self, ChangeStream};
 use crate::schema::{
     access_keys, audit_events, bucket_quotas, bucket_usage, buckets, grants, revision, share_links, user_quotas, users,
 };
-use crate::{Error, MetadataStore, Result};
+use crate::{AuditNotStored, Error, MetadataStore, Result};
 
 /// The PostgreSQL schema.
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -433,22 +433,16 @@ fn strings_from_json(what: &str, key: &str, field: &str, json: &str) -> Result<V
 /// is prepared anew every time: that took a tenth of a server's CPU under small GETs,
 /// docs/BENCHMARKS.md. diesel's own batch INSERT runs row by row on SQLite.) A chunk pays the
 /// statement's lookup, reset and start once for all its rows.
-fn insert_audit_sqlite(c: &mut SqliteConnection, rows: Vec<AuditRow>) -> QueryResult<()> {
-    let mut rows = rows.into_iter();
-    loop {
-        let chunk: Box<[AuditRow]> = rows.by_ref().take(AUDIT_ROWS_PER_SQLITE_INSERT).collect();
-        match Box::<[AuditRow; AUDIT_ROWS_PER_SQLITE_INSERT]>::try_from(chunk) {
-            Ok(full) => {
-                AuditChunk(full).execute(c)?;
-            }
-            Err(rest) => {
-                for r in rest {
-                    diesel::insert_into(audit_events::table).values(r).execute(c)?;
-                }
-                return Ok(());
-            }
-        }
+fn insert_audit_sqlite(c: &mut SqliteConnection, rows: &[AuditRow]) -> QueryResult<()> {
+    let chunks = rows.chunks_exact(AUDIT_ROWS_PER_SQLITE_INSERT);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        AuditChunk(chunk.try_into().expect("chunks_exact gives whole chunks")).execute(c)?;
     }
+    for r in rest {
+        diesel::insert_into(audit_events::table).values(r).execute(c)?;
+    }
+    Ok(())
 }
 
 /// Rows per multi-row INSERT of audit events into SQLite: 10 bind parameters each, far
@@ -457,14 +451,14 @@ const AUDIT_ROWS_PER_SQLITE_INSERT: usize = 32;
 
 /// A full chunk of audit rows as one INSERT with a row of bind parameters per event. Its
 /// query id is static, so diesel prepares it once per connection.
-struct AuditChunk(Box<[AuditRow; AUDIT_ROWS_PER_SQLITE_INSERT]>);
+struct AuditChunk<'a>(&'a [AuditRow; AUDIT_ROWS_PER_SQLITE_INSERT]);
 
-impl diesel::query_builder::QueryId for AuditChunk {
-    type QueryId = AuditChunk;
+impl diesel::query_builder::QueryId for AuditChunk<'_> {
+    type QueryId = AuditChunk<'static>;
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for AuditChunk {
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for AuditChunk<'_> {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
@@ -493,7 +487,7 @@ impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for AuditChunk
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for AuditChunk {}
+impl RunQueryDsl<SqliteConnection> for AuditChunk<'_> {}
 
 /// Rows per INSERT of audit events into PostgreSQL: 10 bind parameters each, well below
 /// its limit of 65 535.
@@ -1447,30 +1441,44 @@ impl MetadataStore for DieselStore {
         .await
     }
 
-    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()> {
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<(), AuditNotStored> {
         if events.is_empty() {
             return Ok(());
         }
         let rows: Vec<AuditRow> = events.into_iter().map(AuditRow::encode).collect();
-        self.with_conn(move |conn| {
-            conn.transaction(|conn| {
-                // On the database's own connection type: through the multi-backend one,
-                // diesel rebuilt the SQL of every row's INSERT, which cost more than the row
-                // (a fifth of a server's CPU under small GETs). SQLite: see
-                // `insert_audit_sqlite`; PostgreSQL takes multi-row INSERTs, one round trip
-                // each.
-                match conn {
-                    AnyConnection::Sqlite(c) => insert_audit_sqlite(c, rows)?,
-                    AnyConnection::Postgresql(c) => {
-                        for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
-                            diesel::insert_into(audit_events::table).values(chunk).execute(c)?;
+        let pool = self.pool.clone();
+        let target = Arc::clone(&self.target);
+        // Not through `with_conn`: the rows come back with the error, whatever failed.
+        let done = tokio::task::spawn_blocking(move || {
+            let result = pool.get().map_err(|e| target.unavailable(e)).and_then(|mut conn| {
+                conn.transaction::<_, Error, _>(|conn| {
+                    // On the database's own connection type: through the multi-backend one,
+                    // diesel rebuilt the SQL of every row's INSERT, which cost more than the
+                    // row (a fifth of a server's CPU under small GETs). SQLite: see
+                    // `insert_audit_sqlite`; PostgreSQL takes multi-row INSERTs, one round
+                    // trip each.
+                    match &mut **conn {
+                        AnyConnection::Sqlite(c) => insert_audit_sqlite(c, &rows)?,
+                        AnyConnection::Postgresql(c) => {
+                            for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
+                                diesel::insert_into(audit_events::table).values(chunk).execute(c)?;
+                            }
                         }
                     }
-                }
-                Ok(())
-            })
+                    Ok(())
+                })
+            });
+            (result, rows)
         })
-        .await
+        .await;
+        match done {
+            Ok((Ok(()), _)) => Ok(()),
+            Ok((Err(error), rows)) => {
+                Err(AuditNotStored { error, events: rows.into_iter().map(AuditRow::decode).collect() })
+            }
+            // The task panicked, its rows with it.
+            Err(e) => Err(AuditNotStored { error: join_error(e), events: Vec::new() }),
+        }
     }
 
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
@@ -1572,9 +1580,9 @@ mod tests {
         // Batches of 4 (rows only), 37 (a chunk and 5 rows) and 64 (two chunks, no rest).
         let mut at = 0;
         for size in [4, 37, 64] {
-            let rows = (at..at + size).map(|i| AuditRow::encode(event(i))).collect();
+            let rows: Vec<AuditRow> = (at..at + size).map(|i| AuditRow::encode(event(i))).collect();
             at += size;
-            c.transaction(|c| insert_audit_sqlite(c, rows)).unwrap();
+            c.transaction(|c| insert_audit_sqlite(c, &rows)).unwrap();
         }
         let (cached, started) = *events.lock().unwrap();
         // 4 + (1 + 5) + 2 statements, and 3 BEGINs and COMMITs.

@@ -63,6 +63,15 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Audit events a store could not take, handed back with the reason (see
+/// [`MetadataStore::append_audit`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct AuditNotStored {
+    pub error: Error,
+    pub events: Vec<AuditEvent>,
+}
+
 /// The metadata store. Both implementations behave the same; the conformance tests in
 /// `tests/store_conformance.rs` run against SQLite and PostgreSQL.
 #[async_trait]
@@ -160,8 +169,8 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Append audit events, in one transaction. The audit trail is not about rights: the
     /// revision does not move. The events are taken by value: their strings become the
-    /// rows' values without a copy.
-    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<()>;
+    /// rows' values without a copy; if they cannot be stored they are handed back.
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<(), AuditNotStored>;
     /// Audit events matching `filter`, newest first, at most `filter.limit`.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
     /// Delete the events older than `before` (Unix milliseconds); returns how many.

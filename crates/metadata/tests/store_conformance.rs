@@ -862,6 +862,20 @@ async fn an_unreachable_postgres_is_unavailable_without_the_password() {
     assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
 }
 
+/// Audit events a store cannot take come back with the error, every one and in order (the
+/// audit writer then logs them): here a database without the audit table.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_events_that_cannot_be_stored_are_handed_back() {
+    let store = coffer_metadata::open("sqlite::memory:").await.unwrap();
+    let events: Vec<_> = (0..40).map(|i| event(i, "alice", "data", i % 2 == 0)).collect();
+    let back = store.append_audit(events.clone()).await.unwrap_err();
+    assert!(matches!(back.error, Error::Unavailable(_) | Error::Corrupt(_)), "{:?}", back.error);
+    // The one change on the way: a NUL byte, which no store keeps, is replaced.
+    let expected: Vec<_> =
+        events.into_iter().map(|e| coffer_core::AuditEvent { key: "k\u{FFFD}ey".into(), ..e }).collect();
+    assert_eq!(back.events, expected);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_memory_is_one_database() {
     let store = coffer_metadata::open("sqlite::memory:").await.unwrap();
