@@ -222,3 +222,38 @@ async fn multipart_staging_is_cleaned() {
     assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0);
     assert!(tmp_is_empty(&root(&dir)));
 }
+
+/// Reads open objects relative to the root directory, held open, yet count the length of
+/// an object's path as writes do: near the limit on a path's length, every key a write
+/// takes reads back, and every key it refuses is absent. The root here is deep, so that
+/// keys within the key length limit reach the path length limit.
+#[tokio::test]
+async fn keys_at_the_path_length_limit_read_back_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut deep = dir.path().to_path_buf();
+    while deep.as_os_str().len() < 2900 {
+        deep.push("d".repeat(200));
+    }
+    let b = FsBackend::new(deep).await.unwrap();
+    b.create_bucket(BUCKET).await.unwrap();
+    let (mut taken, mut refused) = (0, 0);
+    for len in (600..=1024).step_by(3) {
+        let segment = "k".repeat(99);
+        let mut key = std::iter::repeat_n(segment.as_str(), len / 100).collect::<Vec<_>>().join("/");
+        key.push_str(&"t".repeat(len - key.len()));
+        let written = b.put_object(BUCKET, &key, ObjectMeta::default(), body(b"x"), PutChecks::default()).await;
+        match written {
+            Ok(_) => {
+                assert_eq!(get(&b, &key).await, b"x", "a key of {len} bytes");
+                assert_eq!(b.head_object(BUCKET, &key).await.unwrap().size, 1);
+                taken += 1;
+            }
+            Err(coffer_backend::Error::KeyTooLong) => {
+                assert!(matches!(b.get_object(BUCKET, &key, None).await, Err(coffer_backend::Error::NoSuchKey)));
+                refused += 1;
+            }
+            Err(e) => panic!("a key of {len} bytes: {e}"),
+        }
+    }
+    assert!(taken > 0 && refused > 0, "the limit is inside the range: {taken} taken, {refused} refused");
+}

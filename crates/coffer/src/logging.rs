@@ -1,5 +1,6 @@
 //! Structured logs. Every line written while a request is served carries its `request_id`
-//! (the span's field); `RUST_LOG` filters (default `info`). [`Lines`] formats each event as
+//! (set for the request's task by [`in_request`], and written as the field of a span named
+//! `request`); `RUST_LOG` filters (default `info`). [`Lines`] formats each event as
 //! one line of text or one JSON object (`--log-format`); records of the `log` crate, which
 //! some dependencies use, arrive as events too.
 //!
@@ -140,6 +141,19 @@ impl<W> Lines<W> {
     }
 }
 
+tokio::task_local! {
+    /// The id of the request the current task serves.
+    static REQUEST_ID: String;
+}
+
+/// Run `f` as the request `id`: every line it logs carries the id, written as if it were
+/// logged in a span `request` with the field `request_id`. A task-local value, where a
+/// `tracing` span per request (made, entered and left at every poll, closed) cost about
+/// 2 % of a small GET's instructions (docs/BENCHMARKS.md).
+pub fn in_request<F: std::future::Future>(id: String, f: F) -> impl std::future::Future<Output = F::Output> {
+    REQUEST_ID.scope(id, f)
+}
+
 /// A span's fields, written once when the span is made, in the layer's format:
 /// `a=1 b="x"` (text) or `"a":1,"b":"x"` (JSON).
 struct SpanFields(String);
@@ -195,7 +209,16 @@ impl<W: Write + Send + 'static> Lines<W> {
                 line.push(' ');
                 self.push_level(line, meta.level());
                 line.push(' ');
-                if let Some(scope) = ctx.event_scope(event) {
+                let in_request = REQUEST_ID
+                    .try_with(|id| {
+                        line.push_str("request{request_id=");
+                        line.push_str(id);
+                        line.push_str("}:");
+                    })
+                    .is_ok();
+                let scope = ctx.event_scope(event);
+                let in_span = scope.is_some();
+                if let Some(scope) = scope {
                     for span in scope.from_root() {
                         line.push_str(span.name());
                         let extensions = span.extensions();
@@ -208,6 +231,8 @@ impl<W: Write + Send + 'static> Lines<W> {
                         }
                         line.push(':');
                     }
+                }
+                if in_request || in_span {
                     line.push(' ');
                 }
                 line.push_str(meta.target());
@@ -223,8 +248,18 @@ impl<W: Write + Send + 'static> Lines<W> {
                 event.record(&mut FieldWriter::new(LogFormat::Json, line, false));
                 line.push_str(",\"target\":");
                 push_json_str(line, meta.target());
-                if let Some(span) = ctx.event_span(event) {
-                    line.push_str(",\"span\":{");
+                let span = ctx.event_span(event);
+                let in_request = REQUEST_ID
+                    .try_with(|id| {
+                        line.push_str(",\"span\":{\"request_id\":");
+                        push_json_str(line, id);
+                        line.push(',');
+                    })
+                    .is_ok();
+                if let Some(span) = &span {
+                    if !in_request {
+                        line.push_str(",\"span\":{");
+                    }
                     let extensions = span.extensions();
                     if let Some(SpanFields(fields)) = extensions.get::<SpanFields>()
                         && !fields.is_empty()
@@ -232,8 +267,10 @@ impl<W: Write + Send + 'static> Lines<W> {
                         line.push_str(fields);
                         line.push(',');
                     }
+                }
+                if in_request || span.is_some() {
                     line.push_str("\"name\":");
-                    push_json_str(line, span.name());
+                    push_json_str(line, span.as_ref().map_or("request", |s| s.name()));
                     line.push('}');
                 }
                 line.push('}');
@@ -622,6 +659,54 @@ mod tests {
         assert_eq!(v["target"], "coffer::logging::tests");
         assert_eq!(v["span"], serde_json::json!({"request_id": "1A2B", "name": "request"}));
         assert_eq!(v.as_object().unwrap().len(), 12, "no other key: {v}");
+    }
+
+    /// A line logged by a task run [`in_request`] reads as one logged in a `request` span
+    /// with the id as its field, in both formats.
+    #[test]
+    fn lines_in_a_request_read_as_in_a_request_span() {
+        for format in [LogFormat::Text, LogFormat::Json] {
+            let in_span = logged(format, a_request_line);
+            let in_task = logged(format, || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                runtime.block_on(in_request("1A2B".to_owned(), async {
+                    tracing::info!(method = %"GET", path = "/b/k \"q\"\n\u{1}", status = 200u64, delta = -3i64, ok = true, duration_ms = 0.25, parts = ?Some(2), "request");
+                }));
+            });
+            assert_eq!(in_task.len(), 1);
+            // The lines differ in their time only.
+            let untimed = |l: &str| match format {
+                LogFormat::Text => l.split_once(' ').unwrap().1.to_owned(),
+                LogFormat::Json => {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.as_object_mut().unwrap().remove("timestamp").unwrap();
+                    v.to_string()
+                }
+            };
+            assert_eq!(untimed(&in_task[0]), untimed(&in_span[0]), "{format:?}");
+            // And a span inside the request keeps the id.
+            let nested = logged(format, || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                runtime.block_on(in_request("1A2B".to_owned(), async {
+                    let span = tracing::info_span!("job", id = 7u64);
+                    let _entered = span.enter();
+                    tracing::info!("inside");
+                }));
+            });
+            match format {
+                LogFormat::Text => {
+                    assert!(nested[0].contains(" INFO request{request_id=1A2B}:job{id=7}: "), "{}", nested[0])
+                }
+                LogFormat::Json => {
+                    let v: serde_json::Value = serde_json::from_str(&nested[0]).unwrap();
+                    assert_eq!(v["span"], serde_json::json!({"request_id": "1A2B", "id": 7, "name": "job"}));
+                }
+            }
+        }
+        // Outside a request, nothing is added.
+        let outside = logged(LogFormat::Json, || tracing::info!("alone"));
+        let v: serde_json::Value = serde_json::from_str(&outside[0]).unwrap();
+        assert!(v.get("span").is_none(), "{v}");
     }
 
     #[test]

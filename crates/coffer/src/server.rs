@@ -26,7 +26,6 @@ use coffer_s3_api::{OperationName, refuse_unsupported};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use tracing::Instrument;
 
 use crate::config::{Config, GlobalArgs, ServeArgs};
 use crate::metrics::Metrics;
@@ -348,8 +347,7 @@ impl FrontParts {
     async fn handle(&self, req: Request) -> Response {
         let st = &self.st;
         let id = request_id();
-        let span = tracing::info_span!("request", request_id = %id);
-        async move {
+        crate::logging::in_request(id.clone(), async move {
             let start = Instant::now();
             let method = req.method().clone();
             let path = req.uri().path().to_owned();
@@ -404,8 +402,7 @@ impl FrontParts {
             );
             let metrics = st.metrics.clone();
             resp.map(|b| Body::new(Counted::new(b, move |n| metrics.add_bytes_out(n), None)))
-        }
-        .instrument(span)
+        })
         .await
     }
 }

@@ -78,6 +78,11 @@ impl KeyPath {
 /// Encode a key into its path below `bucket_dir`; `KeyTooLong` when the key or the
 /// resulting path is too long for the filesystem.
 pub(crate) fn key_path(bucket_dir: &Path, key: &str) -> Result<KeyPath> {
+    key_path_below(bucket_dir.as_os_str().len(), key)
+}
+
+/// [`key_path`] below a bucket directory whose path is `dir_len` bytes long.
+pub(crate) fn key_path_below(dir_len: usize, key: &str) -> Result<KeyPath> {
     if key.len() > MAX_KEY {
         return Err(Error::KeyTooLong);
     }
@@ -85,7 +90,7 @@ pub(crate) fn key_path(bucket_dir: &Path, key: &str) -> Result<KeyPath> {
     let last = segments.pop().unwrap_or_default();
     let dirs: Vec<Component> = segments.into_iter().map(dir_component).collect();
     let file = file_component(last);
-    let len = bucket_dir.as_os_str().len() + dirs.iter().map(|d| d.name.len() + 1).sum::<usize>() + 1 + file.name.len();
+    let len = dir_len + dirs.iter().map(|d| d.name.len() + 1).sum::<usize>() + 1 + file.name.len();
     if len > MAX_PATH {
         return Err(Error::KeyTooLong);
     }

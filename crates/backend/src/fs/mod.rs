@@ -16,9 +16,15 @@
 //! (uploads), `io_mode` (where the short calls run). Blocking filesystem calls run on tokio's blocking pool (`spawn_blocking`) or
 //! through `tokio::fs`, except those of a HEAD and a small GET on a local filesystem,
 //! which run inline (see `io_mode`).
+//!
+//! The root directory is held open for the life of the backend; reads (HEAD, GET, the
+//! source of a copy) open an object relative to it, by the bucket's name and the key's
+//! path (`read::BucketAt`), so the kernel does not walk every directory above the root
+//! on every read.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -56,6 +62,8 @@ const UPLOADS_DIR: &str = ".uploads";
 #[derive(Debug, Clone)]
 pub struct FsBackend {
     root: PathBuf,
+    /// The root, held open: objects are read relative to it.
+    root_dir: Arc<read::RootDir>,
     tmp: PathBuf,
     uploads: PathBuf,
     /// Whether the short calls of HEAD and small GETs run inline (see [`FsIo`]).
@@ -74,13 +82,13 @@ impl FsBackend {
 
     /// [`FsBackend::new`], choosing where the short calls of HEAD and small GETs run.
     pub async fn with_io(root: PathBuf, io: FsIo) -> Result<FsBackend> {
-        let mut backend = FsBackend { tmp: root.join(TMP_DIR), uploads: root.join(UPLOADS_DIR), root, inline: false };
-        let b = backend.clone();
-        blocking(move || {
-            std::fs::create_dir_all(&b.root)?;
-            std::fs::create_dir_all(&b.tmp)?;
-            std::fs::create_dir_all(&b.uploads)?;
-            for entry in std::fs::read_dir(&b.tmp)? {
+        let (tmp, uploads) = (root.join(TMP_DIR), root.join(UPLOADS_DIR));
+        let (r, t, u) = (root.clone(), tmp.clone(), uploads.clone());
+        let (root_dir, inline) = blocking(move || {
+            std::fs::create_dir_all(&r)?;
+            std::fs::create_dir_all(&t)?;
+            std::fs::create_dir_all(&u)?;
+            for entry in std::fs::read_dir(&t)? {
                 let entry = entry?;
                 let removed = if entry.file_type()?.is_dir() {
                     std::fs::remove_dir_all(entry.path())
@@ -92,11 +100,10 @@ impl FsBackend {
                     _ => {}
                 }
             }
-            Ok(io.inline_for(&b.root))
+            Ok((read::RootDir::open(&r)?, io.inline_for(&r)))
         })
-        .await
-        .map(|inline| backend.inline = inline)?;
-        Ok(backend)
+        .await?;
+        Ok(FsBackend { root, root_dir: Arc::new(root_dir), tmp, uploads, inline })
     }
 
     /// Whether the short calls of HEAD and small GETs run inline on this root.
@@ -122,11 +129,16 @@ impl FsBackend {
     /// The directory of a bucket; `NoSuchBucket` for a name that cannot be one (it would
     /// be hidden, or leave the root).
     fn bucket_dir(&self, bucket: &str) -> Result<PathBuf> {
-        let valid = !bucket.is_empty()
-            && bucket.len() <= 255
-            && !bucket.starts_with('.')
-            && bucket.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        if valid { Ok(self.root.join(bucket)) } else { Err(Error::NoSuchBucket) }
+        if valid_bucket_name(bucket) { Ok(self.root.join(bucket)) } else { Err(Error::NoSuchBucket) }
+    }
+
+    /// A bucket's directory as reads open objects in it; `NoSuchBucket` as [`Self::bucket_dir`].
+    fn bucket_at(&self, bucket: &str) -> Result<read::BucketAt> {
+        if valid_bucket_name(bucket) {
+            Ok(read::BucketAt { root: self.root_dir.clone(), name: bucket.to_owned() })
+        } else {
+            Err(Error::NoSuchBucket)
+        }
     }
 
     /// The directory of an existing bucket.
@@ -171,6 +183,14 @@ where
 /// Now, as stored in trailers.
 fn now_millis() -> u64 {
     to_millis(SystemTime::now())
+}
+
+/// A name that can be a bucket's directory: not hidden, and never leaving the root.
+fn valid_bucket_name(bucket: &str) -> bool {
+    !bucket.is_empty()
+        && bucket.len() <= 255
+        && !bucket.starts_with('.')
+        && bucket.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 #[async_trait]
@@ -247,9 +267,9 @@ impl Backend for FsBackend {
     // object tells a missing bucket from a missing key (`read::open_object`,
     // `remove::delete_object`), so the bucket directory is not looked up first.
     async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
-        let bucket_dir = self.bucket_dir(bucket)?;
+        let at = self.bucket_at(bucket)?;
         let key = key.to_owned();
-        self.short_io(move || read::open_object(&bucket_dir, &key).map(|(_, t)| t.object_info())).await
+        self.short_io(move || read::open_object(&at, &key).map(|(_, t)| t.object_info())).await
     }
 
     async fn get_object(
@@ -258,9 +278,9 @@ impl Backend for FsBackend {
         key: &str,
         range: Option<ByteRange>,
     ) -> Result<(ObjectInfo, (u64, u64), ByteStream)> {
-        let bucket_dir = self.bucket_dir(bucket)?;
+        let at = self.bucket_at(bucket)?;
         let key = key.to_owned();
-        let (trailer, range, data) = self.short_io(move || read::open_range(&bucket_dir, &key, range)).await?;
+        let (trailer, range, data) = self.short_io(move || read::open_range(&at, &key, range)).await?;
         Ok((trailer.object_info(), range, read::range_stream(data, range.1 - range.0)))
     }
 
@@ -285,11 +305,11 @@ impl Backend for FsBackend {
         dst_key: &str,
         meta: Option<ObjectMeta>,
     ) -> Result<ObjectInfo> {
-        let src_dir = self.existing_bucket_dir(src_bucket).await?;
+        self.existing_bucket_dir(src_bucket).await?;
         let dst_dir = self.existing_bucket_dir(dst_bucket).await?;
         let dst_path = layout::key_path(&dst_dir, dst_key)?;
-        let src_key = src_key.to_owned();
-        let (file, src) = blocking(move || read::open_object(&src_dir, &src_key)).await?;
+        let (src_at, src_key) = (self.bucket_at(src_bucket)?, src_key.to_owned());
+        let (file, src) = blocking(move || read::open_object(&src_at, &src_key)).await?;
         let mut writer = TempWriter::create(&self.tmp, true).await?;
         read::copy_data(file, src.size, &mut writer).await?;
         let trailer = Trailer {

@@ -174,7 +174,12 @@ pub(crate) fn open(path: &std::path::Path) -> io::Result<Option<Opened>> {
 /// [`open`], reading the last `tail_read` bytes of the file at once (see
 /// [`Opened::into_parts`]).
 pub(crate) fn open_with_tail(path: &std::path::Path, tail_read: u64) -> io::Result<Option<Opened>> {
-    let file = match std::fs::File::open(path) {
+    with_tail(std::fs::File::open(path), tail_read)
+}
+
+/// [`open_with_tail`] of a file opened another way: `opened` is that open's result.
+pub(crate) fn with_tail(opened: io::Result<std::fs::File>, tail_read: u64) -> io::Result<Option<Opened>> {
+    let file = match opened {
         Ok(f) => f,
         Err(e) if is_absent(&e) => return Ok(None),
         Err(e) => return Err(e),

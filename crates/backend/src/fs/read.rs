@@ -6,8 +6,12 @@
 //! grow with the size of the object.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use bytes::Bytes;
 
@@ -21,21 +25,62 @@ use crate::{ByteRange, ByteStream, Error, Result};
 /// The size of the chunks a GET streams, and of the buffer of a copy.
 pub(crate) const READ_CHUNK: usize = 256 * 1024;
 
-/// Open the object `key` in `bucket_dir`: `NoSuchKey` if there is none, `NoSuchBucket` if
+/// The root directory of a filesystem tier, held open (`O_PATH`) for the life of the
+/// backend: objects are opened relative to it (see [`BucketAt`]).
+#[derive(Debug)]
+pub(crate) struct RootDir {
+    fd: OwnedFd,
+    /// The length of the root's path, for the limit on the length of an object's path.
+    path_len: usize,
+}
+
+impl RootDir {
+    pub(crate) fn open(root: &Path) -> std::io::Result<Self> {
+        let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(Self { fd, path_len: root.as_os_str().len() })
+    }
+}
+
+/// A bucket's directory, to open its objects: the open root directory and the bucket's
+/// (validated) name below it. An open then walks the bucket's name and the key's segments,
+/// not every directory from `/` to the root as well — that walk was about 2 % of a small
+/// GET's CPU (docs/BENCHMARKS.md).
+pub(crate) struct BucketAt {
+    pub(crate) root: Arc<RootDir>,
+    pub(crate) name: String,
+}
+
+impl BucketAt {
+    /// The file of `kp`, opened for reading.
+    fn open(&self, kp: &layout::KeyPath) -> std::io::Result<std::fs::File> {
+        let path = kp.file_path(Path::new(&self.name));
+        let fd = rustix::fs::openat(&self.root.fd, &path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Whether the bucket's directory exists.
+    fn exists(&self) -> bool {
+        rustix::fs::statat(&self.root.fd, self.name.as_str(), AtFlags::empty())
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+    }
+}
+
+/// Open the object `key` in bucket `at`: `NoSuchKey` if there is none, `NoSuchBucket` if
 /// the bucket directory is gone. Blocking.
-pub(crate) fn open_object(bucket_dir: &Path, key: &str) -> Result<(std::fs::File, Trailer)> {
-    open_object_reading(bucket_dir, key, object_file::TRAILER_READ).map(|o| (o.file, o.trailer))
+pub(crate) fn open_object(at: &BucketAt, key: &str) -> Result<(std::fs::File, Trailer)> {
+    open_object_reading(at, key, object_file::TRAILER_READ).map(|o| (o.file, o.trailer))
 }
 
 /// [`open_object`], reading the file's last `tail_read` bytes at once.
-fn open_object_reading(bucket_dir: &Path, key: &str, tail_read: u64) -> Result<Opened> {
-    let found = match layout::key_path(bucket_dir, key) {
-        Ok(kp) => object_file::open_with_tail(&kp.file_path(bucket_dir), tail_read)?,
+fn open_object_reading(at: &BucketAt, key: &str, tail_read: u64) -> Result<Opened> {
+    // The bucket directory's full path is the root's, a `/` and the name.
+    let found = match layout::key_path_below(at.root.path_len + 1 + at.name.len(), key) {
+        Ok(kp) => object_file::with_tail(at.open(&kp), tail_read)?,
         Err(_) => None, // too long to be stored
     };
     match found {
         Some(found) => Ok(found),
-        None if bucket_dir.is_dir() => Err(Error::NoSuchKey),
+        None if at.exists() => Err(Error::NoSuchKey),
         None => Err(Error::NoSuchBucket),
     }
 }
@@ -54,11 +99,11 @@ pub(crate) enum RangeData {
 /// `open`, one `fstat` and one `pread`, which read the data with the trailer. Returns the
 /// trailer and the half-open range. Blocking.
 pub(crate) fn open_range(
-    bucket_dir: &Path,
+    at: &BucketAt,
     key: &str,
     range: Option<ByteRange>,
 ) -> Result<(Trailer, (u64, u64), RangeData)> {
-    let opened = open_object_reading(bucket_dir, key, object_file::SMALL_OBJECT_READ)?;
+    let opened = open_object_reading(at, key, object_file::SMALL_OBJECT_READ)?;
     let (start, end) = match range {
         Some(r) => r.resolve(opened.trailer.size)?,
         None => (0, opened.trailer.size),
