@@ -149,7 +149,7 @@ tokio::task_local! {
 /// Run `f` as the request `id`: every line it logs carries the id, written as if it were
 /// logged in a span `request` with the field `request_id`. A task-local value, where a
 /// `tracing` span per request (made, entered and left at every poll, closed) cost about
-/// 2 % of a small GET's instructions (docs/BENCHMARKS.md).
+/// 2.5 % of a small GET's instructions (docs/BENCHMARKS.md).
 pub fn in_request<F: std::future::Future>(id: String, f: F) -> impl std::future::Future<Output = F::Output> {
     REQUEST_ID.scope(id, f)
 }

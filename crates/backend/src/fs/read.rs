@@ -30,14 +30,17 @@ pub(crate) const READ_CHUNK: usize = 256 * 1024;
 #[derive(Debug)]
 pub(crate) struct RootDir {
     fd: OwnedFd,
-    /// The length of the root's path, for the limit on the length of an object's path.
-    path_len: usize,
+    /// The length of a bucket directory's path less its name's (the root's path and a
+    /// separator, unless the root's path ends in one): writes limit the length of an
+    /// object's full path, so reads count it the same way.
+    prefix_len: usize,
 }
 
 impl RootDir {
     pub(crate) fn open(root: &Path) -> std::io::Result<Self> {
         let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        Ok(Self { fd, path_len: root.as_os_str().len() })
+        let prefix_len = root.join("b").as_os_str().len() - 1;
+        Ok(Self { fd, prefix_len })
     }
 }
 
@@ -73,8 +76,7 @@ pub(crate) fn open_object(at: &BucketAt, key: &str) -> Result<(std::fs::File, Tr
 
 /// [`open_object`], reading the file's last `tail_read` bytes at once.
 fn open_object_reading(at: &BucketAt, key: &str, tail_read: u64) -> Result<Opened> {
-    // The bucket directory's full path is the root's, a `/` and the name.
-    let found = match layout::key_path_below(at.root.path_len + 1 + at.name.len(), key) {
+    let found = match layout::key_path_below(at.root.prefix_len + at.name.len(), key) {
         Ok(kp) => object_file::with_tail(at.open(&kp), tail_read)?,
         Err(_) => None, // too long to be stored
     };
