@@ -241,7 +241,7 @@ impl Gateway {
         let events = batch.len();
         if let Err(e) = self.store.append_audit(std::mem::replace(batch, Vec::with_capacity(BATCH))).await {
             tracing::warn!(error = %e.error, events, "cannot store audit events");
-            for event in e.events.iter().filter(|e| !logged_at_once(e)) {
+            for event in e.events.iter().filter(|event| !logged_at_once(event)) {
                 log_decision(event, Logged::NotStored);
             }
         }
