@@ -110,7 +110,9 @@ fn log_decision(e: &AuditEvent, when: Logged) -> bool {
         // Logged by the writer, outside the request's span: with the request's id.
         Logged::NotStored => line!(warn, "authorization decision not stored", request_id = e.request_id.as_str()),
         Logged::AtOnce if !e.allowed => line!(info, "authorization decision"),
-        Logged::AtOnce if logged_at_once(e) => line!(debug, "authorization decision"),
+        Logged::AtOnce if tracing::enabled!(target: "coffer::audit", tracing::Level::DEBUG) => {
+            line!(debug, "authorization decision")
+        }
         Logged::AtOnce => return false,
     }
     true

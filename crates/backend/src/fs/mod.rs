@@ -305,7 +305,7 @@ impl Backend for FsBackend {
         dst_key: &str,
         meta: Option<ObjectMeta>,
     ) -> Result<ObjectInfo> {
-        self.existing_bucket_dir(src_bucket).await?;
+        // A missing source bucket is told apart by opening the source (`read::open_object`).
         let dst_dir = self.existing_bucket_dir(dst_bucket).await?;
         let dst_path = layout::key_path(&dst_dir, dst_key)?;
         let (src_at, src_key) = (self.bucket_at(src_bucket)?, src_key.to_owned());
